@@ -1,0 +1,133 @@
+"""Static matplotlib figures, for handouts and slides.
+
+Each interactive figure in :mod:`samlab.widgets` has its static twin here,
+drawn from the same data, with the same colours.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .toy import OUTCOMES, METHODS, Landscape, PhaseDiagram, Trajectory
+
+#: One colour per method, shared by the plotly widgets and these figures.
+METHOD_COLORS: dict[str, str] = {
+    "gd": "#1f77b4",
+    "sam": "#d62728",
+    "usam": "#ff7f0e",
+    "ssam": "#2ca02c",
+    "asam": "#9467bd",
+    "rsam": "#8c564b",
+}
+
+#: One colour per outcome (same order as :data:`samlab.toy.OUTCOMES`).
+OUTCOME_COLORS: dict[str, str] = {
+    "converged": "#4daf4a",
+    "trapped": "#e41a1c",
+    "oscillating": "#ff7f00",
+    "unsettled": "#bdbdbd",
+    "diverged": "#252525",
+    "escaped": "#377eb8",
+}
+
+_MARKERS = {"minimum": "*", "saddle": "X", "maximum": "^"}
+
+
+def landscape_grid(landscape: Landscape, n: int = 121):
+    """``(xs, ys, Z)``: the loss on an ``n x n`` grid over the landscape's extent."""
+    (x0, x1), (y0, y1) = landscape.extent
+    xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
+    X, Y = np.meshgrid(xs, ys)
+    return xs, ys, landscape._loss(X, Y)
+
+
+def method_label(name: str) -> str:
+    return METHODS[name].label
+
+
+def trajectories(traj: Trajectory, ax=None, *, levels: int = 30, title: str | None = None):
+    """Contour of the landscape with every run of ``traj`` drawn on it."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(5, 4.5))[1]
+    land = traj.landscape
+    xs, ys, Z = landscape_grid(land)
+    ax.contour(xs, ys, Z, levels=levels, cmap="Greys", linewidths=0.6)
+    for c in land.critical_points:
+        ax.plot(*c.point, _MARKERS[c.kind], color="k", ms=9, ls="none")
+    runs = traj.positions.reshape(traj.positions.shape[0], -1, 2)
+    methods = traj.method.reshape(-1)
+    outcomes = traj.outcome.reshape(-1)
+    for i in range(runs.shape[1]):
+        m = str(methods[i])
+        ax.plot(runs[:, i, 0], runs[:, i, 1], ".-", ms=2.5, lw=1,
+                color=METHOD_COLORS[m], label=f"{method_label(m)}: {outcomes[i]}")
+        ax.plot(*runs[0, i], "o", color=METHOD_COLORS[m], mfc="white")
+    (x0, x1), (y0, y1) = land.extent
+    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x", ylabel="y",
+           title=title or f"{land.name}: lr={_fmt(traj.lr)}, ρ={_fmt(traj.rho)}")
+    ax.legend(fontsize=8, loc="best")
+    return ax
+
+
+def loss_curves(traj: Trajectory, ax=None):
+    """Loss against step for every run of ``traj``."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(5, 3))[1]
+    losses = traj.losses.reshape(traj.losses.shape[0], -1)
+    methods = traj.method.reshape(-1)
+    for i in range(losses.shape[1]):
+        m = str(methods[i])
+        ax.plot(losses[:, i], color=METHOD_COLORS[m], label=method_label(m))
+    lo, hi = loss_range(traj)
+    ax.set(xlabel="step", ylabel="loss", ylim=(lo, hi))
+    ax.legend(fontsize=8)
+    return ax
+
+
+def loss_range(traj: Trajectory) -> tuple[float, float]:
+    """A y-range for loss plots that ignores runs far outside the landscape's window."""
+    (x0, x1), (y0, y1) = traj.landscape.extent
+    p, loss = traj.positions, traj.losses
+    inside = ((p[..., 0] >= x0) & (p[..., 0] <= x1) & (p[..., 1] >= y0) & (p[..., 1] <= y1))
+    vals = loss[inside & np.isfinite(loss)]
+    if vals.size == 0:
+        return -1.0, 1.0
+    lo, hi = float(vals.min()), float(vals.max())
+    pad = 0.05 * (hi - lo) or 0.5
+    return lo - pad, hi + pad
+
+
+def phase_diagram(pd: PhaseDiagram, ax=None, *, predicted: np.ndarray | None = None,
+                  predicted_label: str = "prediction"):
+    """Outcome of every ``(lr, ρ)`` as a coloured map, log axes.
+
+    ``predicted`` (boolean, same shape as ``pd.codes``) draws the boundary of a
+    closed-form prediction on top, so measured and predicted sit side by side.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    ax = ax or plt.subplots(figsize=(5.5, 4.5))[1]
+    cmap = ListedColormap([OUTCOME_COLORS[o] for o in OUTCOMES])
+    # Rows of the image are ρ, columns lr: codes is indexed [lr, ρ].
+    ax.pcolormesh(pd.lrs, pd.rhos, pd.codes.T, cmap=cmap, vmin=-0.5,
+                  vmax=len(OUTCOMES) - 0.5, shading="nearest")
+    handles = [Patch(color=OUTCOME_COLORS[o], label=o) for o in OUTCOMES
+               if (pd.codes == OUTCOMES.index(o)).any()]
+    if predicted is not None:
+        ax.contour(pd.lrs, pd.rhos, np.asarray(predicted, float).T, levels=[0.5],
+                   colors="white", linewidths=2, linestyles="--")
+        handles.append(plt.Line2D([], [], color="white", ls="--", lw=2, label=predicted_label))
+    ax.set(xscale="log", yscale="log", xlabel="learning rate η", ylabel="ρ",
+           title=f"{method_label(pd.method)} on the {pd.landscape.name}, {pd.steps} steps")
+    leg = ax.legend(handles=handles, fontsize=8, loc="lower left", framealpha=0.9)
+    leg.get_frame().set_facecolor("#dddddd")
+    return ax
+
+
+def _fmt(v) -> str:
+    vals = np.unique(np.asarray(v))
+    return f"{vals[0]:.3g}" if vals.size == 1 else "various"

@@ -1,0 +1,27 @@
+"""The NumPy world: exact 2D landscapes and the SAM family, vectorized (SPEC §1–2).
+
+>>> from samlab import toy
+>>> saddle = toy.BoundedSaddle()
+>>> traj = toy.run(saddle, ["gd", "usam"], lr=0.1, rho=1.5, x0=[1.0, 0.05], steps=300)
+>>> traj.outcome.tolist()
+['converged', 'trapped']
+"""
+
+from . import theory
+from .landscapes import (
+    BoundedSaddle,
+    ConvexQuadratic,
+    CriticalPoint,
+    Hyperbola,
+    Landscape,
+    SaddleQuadratic,
+    SharpFlatValley,
+)
+from .methods import EPS, METHODS, Method, get_method
+from .simulate import OUTCOMES, PhaseDiagram, Trajectory, phase_diagram, run
+
+__all__ = [
+    "EPS", "METHODS", "OUTCOMES", "BoundedSaddle", "ConvexQuadratic", "CriticalPoint",
+    "Hyperbola", "Landscape", "Method", "PhaseDiagram", "SaddleQuadratic", "SharpFlatValley",
+    "Trajectory", "get_method", "phase_diagram", "run", "theory",
+]

@@ -1,0 +1,305 @@
+"""Exact 2D loss landscapes with closed-form gradients and Hessians (SPEC §2).
+
+Every landscape is a function of a point ``p = (x, y)`` and is vectorized over
+leading batch dimensions: ``loss(p)`` takes ``p[..., 2]`` and returns ``[...]``,
+``grad`` returns ``[..., 2]`` and ``hessian`` returns ``[..., 2, 2]``.
+
+Internally each landscape implements ``_loss(x, y)``, ``_grad(x, y)`` and
+``_hessian(x, y)`` on separate coordinate arrays: the optimizers in
+:mod:`samlab.toy.methods` call these directly, because splitting the
+coordinates avoids a stack/unstack per step and makes a 200 x 200 phase
+diagram interactive.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Kind = Literal["minimum", "saddle", "maximum"]
+
+
+@dataclass(frozen=True)
+class CriticalPoint:
+    """A point where the gradient vanishes, with its name and type."""
+
+    name: str
+    point: tuple[float, float]
+    kind: Kind
+
+
+def _as_points(p: np.ndarray | list | tuple) -> np.ndarray:
+    p = np.asarray(p, dtype=float)
+    if p.ndim == 0 or p.shape[-1] != 2:
+        raise ValueError(f"points must have shape (..., 2), got shape {p.shape}")
+    return p
+
+
+class Landscape:
+    """Base class: a 2D loss with exact derivatives and known critical points.
+
+    Subclasses set :attr:`critical_points` and implement ``_loss``, ``_grad``
+    and ``_hessian``. Landscapes whose minima form a curve (a manifold of
+    minima) also implement :meth:`_minimum_residual`.
+    """
+
+    name: str = "landscape"
+    #: Critical points known in closed form (isolated ones).
+    critical_points: tuple[CriticalPoint, ...] = ()
+    #: True when the minima form a curve rather than isolated points.
+    has_minimum_manifold: bool = False
+    #: True when the loss is unbounded below (a run can escape to -inf).
+    unbounded_below: bool = False
+    #: A run whose distance from the origin exceeds this has left the landscape.
+    bound: float = 1e3
+    #: Plot window ((xmin, xmax), (ymin, ymax)).
+    extent: tuple[tuple[float, float], tuple[float, float]] = ((-2.0, 2.0), (-2.0, 2.0))
+
+    # -- public, vectorized over leading dimensions ------------------------------
+    def loss(self, p: np.ndarray) -> np.ndarray:
+        """The loss at points ``p[..., 2]``."""
+        p = _as_points(p)
+        return self._loss(p[..., 0], p[..., 1])
+
+    def grad(self, p: np.ndarray) -> np.ndarray:
+        """The gradient at points ``p[..., 2]``, shape ``[..., 2]``."""
+        p = _as_points(p)
+        gx, gy = self._grad(p[..., 0], p[..., 1])
+        return np.stack(np.broadcast_arrays(gx, gy), axis=-1)
+
+    def hessian(self, p: np.ndarray) -> np.ndarray:
+        """The Hessian at points ``p[..., 2]``, shape ``[..., 2, 2]``."""
+        p = _as_points(p)
+        hxx, hxy, hyy = (np.asarray(h, dtype=float) for h in self._hessian(p[..., 0], p[..., 1]))
+        hxx, hxy, hyy = np.broadcast_arrays(hxx, hxy, hyy)
+        return np.stack([np.stack([hxx, hxy], -1), np.stack([hxy, hyy], -1)], -2)
+
+    @property
+    def minima(self) -> tuple[CriticalPoint, ...]:
+        return tuple(c for c in self.critical_points if c.kind == "minimum")
+
+    @property
+    def saddles(self) -> tuple[CriticalPoint, ...]:
+        return tuple(c for c in self.critical_points if c.kind == "saddle")
+
+    def minimum_residual(self, p: np.ndarray) -> np.ndarray:
+        """Approximate distance from ``p`` to the manifold of minima."""
+        if not self.has_minimum_manifold:
+            raise NotImplementedError(f"{self.name} has isolated minima, not a manifold")
+        p = _as_points(p)
+        return self._minimum_residual(p[..., 0], p[..., 1])
+
+    # -- subclass hooks on coordinate arrays --------------------------------------
+    def _loss(self, x, y):
+        raise NotImplementedError
+
+    def _grad(self, x, y):
+        raise NotImplementedError
+
+    def _hessian(self, x, y):
+        raise NotImplementedError
+
+    def _minimum_residual(self, x, y):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+
+def _positive(name: str, value: float) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+class SaddleQuadratic(Landscape):
+    """``f(x, y) = ½(a·x² − b·y²)``: a saddle at the origin, unbounded below.
+
+    Hessian ``diag(a, −b)``. GD always escapes along ``y``; unnormalized SAM is
+    exactly ``p ← (I − η(H + ρH²))p`` and is captured when ``−b < −1/ρ``.
+    """
+
+    name = "saddle quadratic"
+    unbounded_below = True
+
+    def __init__(self, a: float = 1.0, b: float = 1.0):
+        self.a = _positive("a", a)
+        self.b = _positive("b", b)
+        self.critical_points = (CriticalPoint("saddle", (0.0, 0.0), "saddle"),)
+
+    @property
+    def H(self) -> np.ndarray:
+        return np.diag([self.a, -self.b])
+
+    def _loss(self, x, y):
+        return 0.5 * (self.a * x * x - self.b * y * y)
+
+    def _grad(self, x, y):
+        return self.a * x, -self.b * y
+
+    def _hessian(self, x, y):
+        shape = np.broadcast_shapes(np.shape(x), np.shape(y))
+        return np.full(shape, self.a), np.zeros(shape), np.full(shape, -self.b)
+
+
+class BoundedSaddle(Landscape):
+    """``f(x, y) = ½a·x² − ½b·y² + c·y⁴/4``: a saddle between two minima.
+
+    The saddle sits at the origin with Hessian ``diag(a, −b)``; the minima at
+    ``(0, ±√(b/c))`` have Hessian ``diag(a, 2b)`` and loss ``−b²/(4c)``.
+    """
+
+    name = "bounded saddle"
+
+    def __init__(self, a: float = 1.0, b: float = 1.0, c: float = 1.0):
+        self.a = _positive("a", a)
+        self.b = _positive("b", b)
+        self.c = _positive("c", c)
+        y_min = math.sqrt(self.b / self.c)
+        self.critical_points = (
+            CriticalPoint("saddle", (0.0, 0.0), "saddle"),
+            CriticalPoint("y+", (0.0, y_min), "minimum"),
+            CriticalPoint("y-", (0.0, -y_min), "minimum"),
+        )
+        r = 1.6 * y_min
+        self.extent = ((-r, r), (-r, r))
+
+    def _loss(self, x, y):
+        y2 = y * y
+        return 0.5 * self.a * x * x - 0.5 * self.b * y2 + 0.25 * self.c * y2 * y2
+
+    def _grad(self, x, y):
+        return self.a * x, y * (self.c * y * y - self.b)
+
+    def _hessian(self, x, y):
+        x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
+        return np.full(x.shape, self.a), np.zeros(x.shape), 3.0 * self.c * y * y - self.b
+
+
+class ConvexQuadratic(Landscape):
+    """``f(p) = ½ pᵀHp`` with ``H = R(θ) diag(λ₁, λ₂) R(θ)ᵀ``, both ``λ > 0``.
+
+    GD is stable iff ``ηλ_max < 2``; USAM iff ``ηλ(1 + ρλ) < 2`` for every
+    eigenvalue; normalized SAM oscillates with amplitude about ``ηρλ``.
+    """
+
+    name = "convex quadratic"
+
+    def __init__(self, eigenvalues: tuple[float, float] = (1.0, 0.1), angle: float = 0.0):
+        if len(eigenvalues) != 2:
+            raise ValueError(f"eigenvalues must be two numbers, got {eigenvalues!r}")
+        self.eigenvalues = tuple(_positive("eigenvalues", v) for v in eigenvalues)
+        self.angle = float(angle)
+        c, s = math.cos(self.angle), math.sin(self.angle)
+        rot = np.array([[c, -s], [s, c]])
+        self._H = rot @ np.diag(self.eigenvalues) @ rot.T
+        self.critical_points = (CriticalPoint("origin", (0.0, 0.0), "minimum"),)
+
+    @property
+    def H(self) -> np.ndarray:
+        return self._H.copy()
+
+    def _loss(self, x, y):
+        (hxx, hxy), (_, hyy) = self._H
+        return 0.5 * (hxx * x * x + 2.0 * hxy * x * y + hyy * y * y)
+
+    def _grad(self, x, y):
+        (hxx, hxy), (_, hyy) = self._H
+        return hxx * x + hxy * y, hxy * x + hyy * y
+
+    def _hessian(self, x, y):
+        shape = np.broadcast_shapes(np.shape(x), np.shape(y))
+        (hxx, hxy), (_, hyy) = self._H
+        return np.full(shape, hxx), np.full(shape, hxy), np.full(shape, hyy)
+
+
+class Hyperbola(Landscape):
+    """``f(x, y) = ½(x·y − 1)²``: a manifold of minima on ``x·y = 1``.
+
+    On the manifold the Hessian is ``[[y², 1], [1, x²]]`` with top eigenvalue
+    (the sharpness) ``x² + y²``, smallest at ``|x| = |y| = 1``. The origin is a
+    saddle. Normalized SAM drifts along the manifold toward the flattest point
+    (Dai, Ahn, Sra, NeurIPS 2023).
+    """
+
+    name = "hyperbola"
+    has_minimum_manifold = True
+
+    def __init__(self):
+        self.critical_points = (CriticalPoint("saddle", (0.0, 0.0), "saddle"),)
+        self.extent = ((-0.5, 4.0), (-0.5, 4.0))
+
+    @staticmethod
+    def sharpness(p: np.ndarray) -> np.ndarray:
+        """Top Hessian eigenvalue on the manifold: ``x² + y²``."""
+        p = _as_points(p)
+        return p[..., 0] ** 2 + p[..., 1] ** 2
+
+    def _loss(self, x, y):
+        r = x * y - 1.0
+        return 0.5 * r * r
+
+    def _grad(self, x, y):
+        r = x * y - 1.0
+        return r * y, r * x
+
+    def _hessian(self, x, y):
+        x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
+        return y * y, 2.0 * x * y - 1.0, x * x
+
+    def _minimum_residual(self, x, y):
+        # First-order distance to the curve xy = 1: |f'| / |∇(xy)|.
+        return np.abs(x * y - 1.0) / np.sqrt(x * x + y * y + 1e-300)
+
+
+class SharpFlatValley(Landscape):
+    """``f(x, y) = ½ s(x)·y²``: a valley floor ``y = 0`` of minima, sharp near ``x = 0``.
+
+    The curvature across the valley, ``s(x) = λ_flat + (λ_sharp − λ_flat)·exp(−x²/2w²)``,
+    is the sharpness of the minimum ``(x, 0)``. GD settles wherever it reaches
+    the floor, sharp or not; SAM's ascent feels ``s'(x)`` and drifts toward the
+    flat ends (late-phase switching, Zhou et al., ICLR 2025).
+    """
+
+    name = "sharp/flat valley"
+    has_minimum_manifold = True
+
+    def __init__(self, lambda_sharp: float = 10.0, lambda_flat: float = 1.0, width: float = 1.0):
+        self.lambda_sharp = _positive("lambda_sharp", lambda_sharp)
+        self.lambda_flat = _positive("lambda_flat", lambda_flat)
+        self.width = _positive("width", width)
+        self.critical_points = ()
+        self.extent = ((-3.0 * self.width, 3.0 * self.width), (-1.5, 1.5))
+
+    def sharpness(self, p: np.ndarray) -> np.ndarray:
+        """Curvature across the valley at ``x``: ``s(x)``."""
+        p = _as_points(p)
+        return self._s(p[..., 0])[0]
+
+    def _s(self, x):
+        bump = (self.lambda_sharp - self.lambda_flat) * np.exp(-0.5 * x * x / self.width**2)
+        w2 = self.width**2
+        s = self.lambda_flat + bump
+        ds = -x / w2 * bump
+        d2s = (x * x / w2 - 1.0) / w2 * bump
+        return s, ds, d2s
+
+    def _loss(self, x, y):
+        return 0.5 * self._s(x)[0] * y * y
+
+    def _grad(self, x, y):
+        s, ds, _ = self._s(x)
+        return 0.5 * ds * y * y, s * y
+
+    def _hessian(self, x, y):
+        x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
+        s, ds, d2s = self._s(x)
+        return 0.5 * d2s * y * y, ds * y, s
+
+    def _minimum_residual(self, x, y):
+        return np.abs(y) + 0.0 * x

@@ -1,0 +1,229 @@
+"""The 2D playground: sliders for lr and ρ, methods, steps and start point.
+
+Every control re-runs :func:`samlab.toy.run` and writes the result into a
+plotly ``FigureWidget`` in place (one ``batch_update``: no rebuild, no
+flicker). The figure's traces are made once, one per method; unchecked methods
+are hidden, not deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import ipywidgets as W
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .. import plot
+from ..toy import METHODS, BoundedSaddle, Landscape, Trajectory, run
+
+_SYMBOLS = {"minimum": "star", "saddle": "x", "maximum": "triangle-up"}
+
+
+class Playground:
+    """Interactive trajectories of the SAM family on a 2D landscape.
+
+    >>> pg = Playground(BoundedSaddle(), methods=("gd", "sam", "usam"), lr=0.1, rho=1.5)
+    >>> pg.lr_slider.value = 0.05          # the figure now shows the new runs
+    >>> pg.trajectory.outcome              # what the figure shows, as data
+
+    Click the contour to start from that point, or type the start in the boxes.
+    """
+
+    def __init__(
+        self,
+        landscape: Landscape | None = None,
+        *,
+        methods: Sequence[str] = ("gd", "sam", "usam"),
+        lr: float = 0.1,
+        rho: float = 0.5,
+        steps: int = 200,
+        x0: Sequence[float] = (1.0, 0.05),
+        lr_range: tuple[float, float] = (1e-3, 1.0),
+        rho_range: tuple[float, float] = (1e-3, 10.0),
+        max_steps: int = 1000,
+        available: Sequence[str] = tuple(METHODS),
+    ):
+        self.landscape = landscape if landscape is not None else BoundedSaddle()
+        self.available = tuple(available)
+        for m in (*self.available, *methods):
+            if m not in METHODS:
+                raise ValueError(f"methods must be among {', '.join(METHODS)}, got {m!r}")
+        for name, (lo, hi), v in (("lr", lr_range, lr), ("rho", rho_range, rho)):
+            if not (0 < lo < hi and lo <= v <= hi):
+                raise ValueError(f"{name} must lie in its range {lo}..{hi} (both > 0), got {v!r}")
+        if not 1 <= steps <= max_steps:
+            raise ValueError(f"steps must be an integer in 1..{max_steps}, got {steps!r}")
+
+        log = np.log10
+        style = {"description_width": "70px"}
+        layout = W.Layout(width="360px")
+        self.lr_slider = W.FloatLogSlider(
+            value=lr, base=10, min=log(lr_range[0]), max=log(lr_range[1]), step=0.01,
+            description="lr η", readout_format=".3g", style=style, layout=layout,
+            continuous_update=True,
+        )
+        self.rho_slider = W.FloatLogSlider(
+            value=rho, base=10, min=log(rho_range[0]), max=log(rho_range[1]), step=0.01,
+            description="ρ", readout_format=".3g", style=style, layout=layout,
+        )
+        self.steps_slider = W.IntSlider(value=steps, min=1, max=max_steps, step=1,
+                                        description="steps", style=style, layout=layout)
+        self.method_boxes = {
+            m: W.Checkbox(value=m in methods, description=METHODS[m].label, indent=False,
+                          layout=W.Layout(width="130px"))
+            for m in self.available
+        }
+        self.x0_x = W.FloatText(value=float(x0[0]), description="start x", style=style,
+                                layout=W.Layout(width="180px"))
+        self.x0_y = W.FloatText(value=float(x0[1]), description="start y", style=style,
+                                layout=W.Layout(width="180px"))
+        self.status = W.HTML()
+        for w, cls in ((self.lr_slider, "samlab-lr"), (self.rho_slider, "samlab-rho"),
+                       (self.steps_slider, "samlab-steps")):
+            w.add_class(cls)
+
+        self.figure = self._build_figure()
+        self.trajectory: Trajectory | None = None
+        self._holding = False
+        controls = [self.lr_slider, self.rho_slider, self.steps_slider, self.x0_x, self.x0_y,
+                    *self.method_boxes.values()]
+        for w in controls:
+            w.observe(self._on_change, names="value")
+        self.figure.data[0].on_click(self._on_click)
+
+        self.widget = W.VBox([
+            W.HBox([W.VBox([self.lr_slider, self.rho_slider, self.steps_slider]),
+                    W.VBox([self.x0_x, self.x0_y]),
+                    W.VBox(list(self.method_boxes.values()),
+                           layout=W.Layout(flex_flow="row wrap", width="400px"))]),
+            self.figure,
+            self.status,
+        ])
+        self.widget.add_class("samlab-playground")
+        self.update()
+
+    # -- the state the controls describe ------------------------------------------------
+    @property
+    def methods(self) -> list[str]:
+        return [m for m, box in self.method_boxes.items() if box.value]
+
+    @property
+    def x0(self) -> tuple[float, float]:
+        return (float(self.x0_x.value), float(self.x0_y.value))
+
+    def set_start(self, x: float, y: float) -> None:
+        """Move the start point (one redraw, not two)."""
+        self._holding = True
+        try:
+            self.x0_x.value, self.x0_y.value = float(x), float(y)
+        finally:
+            self._holding = False
+        self.update()
+
+    def trace_index(self, method: str, panel: str = "path") -> int:
+        """Index in ``figure.data`` of ``method``'s trajectory (``"path"``) or loss (``"loss"``)."""
+        return self._trace_index[(method, panel)]
+
+    # -- drawing --------------------------------------------------------------------------
+    def _build_figure(self) -> go.FigureWidget:
+        land = self.landscape
+        xs, ys, Z = plot.landscape_grid(land)
+        fig = make_subplots(rows=1, cols=2, column_widths=[0.56, 0.44], horizontal_spacing=0.08,
+                            subplot_titles=(land.name, "loss per step"))
+        fig.add_trace(go.Contour(x=xs, y=ys, z=Z, ncontours=30, showscale=False,
+                                 colorscale="Greys", reversescale=True, opacity=0.55,
+                                 contours=dict(coloring="lines"), name="loss",
+                                 hovertemplate="click to start here<br>x=%{x:.3f}, y=%{y:.3f}"
+                                               "<extra></extra>"), 1, 1)
+        cps = land.critical_points
+        fig.add_trace(go.Scatter(
+            x=[c.point[0] for c in cps], y=[c.point[1] for c in cps], mode="markers",
+            marker=dict(symbol=[_SYMBOLS[c.kind] for c in cps], size=12, color="black"),
+            text=[f"{c.kind}: {c.name}" for c in cps], hoverinfo="text", name="critical points",
+            showlegend=False), 1, 1)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="markers", name="start", showlegend=False,
+                                 marker=dict(size=11, color="white", line=dict(width=2))), 1, 1)
+        self._trace_index = {}
+        for m in self.available:
+            color = plot.METHOD_COLORS[m]
+            self._trace_index[(m, "path")] = len(fig.data)
+            fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name=METHODS[m].label,
+                                     legendgroup=m, line=dict(color=color, width=2),
+                                     marker=dict(size=3, color=color)), 1, 1)
+            self._trace_index[(m, "loss")] = len(fig.data)
+            fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name=METHODS[m].label,
+                                     legendgroup=m, showlegend=False,
+                                     line=dict(color=color, width=2)), 1, 2)
+        (x0, x1), (y0, y1) = land.extent
+        fig.update_xaxes(range=[x0, x1], title_text="x", row=1, col=1)
+        fig.update_yaxes(range=[y0, y1], title_text="y", row=1, col=1)
+        fig.update_xaxes(title_text="step", row=1, col=2)
+        fig.update_yaxes(title_text="loss", row=1, col=2)
+        fig.update_layout(height=430, width=900, margin=dict(l=50, r=20, t=40, b=40),
+                          legend=dict(orientation="h", y=-0.15), template="plotly_white",
+                          uirevision="playground")
+        return go.FigureWidget(fig)
+
+    def update(self) -> Trajectory:
+        """Re-run the checked methods and write the runs into the figure in place."""
+        methods = self.methods
+        lr, rho, steps = self.lr_slider.value, self.rho_slider.value, self.steps_slider.value
+        traj = run(self.landscape, methods or ["gd"], lr, rho, self.x0, steps)
+        self.trajectory = traj if methods else None
+        step_axis = np.arange(steps + 1)
+        fig = self.figure
+        with fig.batch_update():
+            fig.data[2].x, fig.data[2].y = [self.x0[0]], [self.x0[1]]
+            for m in self.available:
+                path = fig.data[self._trace_index[(m, "path")]]
+                loss = fig.data[self._trace_index[(m, "loss")]]
+                if m in methods:
+                    i = methods.index(m)
+                    path.x, path.y = traj.positions[:, i, 0], traj.positions[:, i, 1]
+                    loss.x, loss.y = step_axis, traj.losses[:, i]
+                path.visible = loss.visible = m in methods
+            if methods:
+                fig.layout.yaxis2.range = plot.loss_range(traj)
+        self.status.value = self._status_html(traj) if methods else "<i>no method selected</i>"
+        return traj
+
+    def _status_html(self, traj: Trajectory) -> str:
+        rows = []
+        for i, m in enumerate(traj.method):
+            where = f" at {traj.at[i]}" if traj.at[i] else ""
+            final = traj.final[i]
+            pos = "—" if not np.isfinite(final).all() else f"({final[0]:.3g}, {final[1]:.3g})"
+            color = plot.METHOD_COLORS[str(m)]
+            rows.append(f"<tr><td style='color:{color}'><b>{METHODS[str(m)].label}</b></td>"
+                        f"<td>{traj.outcome[i]}{where}</td><td>{pos}</td></tr>")
+        return ("<table class='samlab-outcomes'><tr><th>method</th><th>outcome</th>"
+                "<th>final point</th></tr>" + "".join(rows) + "</table>")
+
+    def static_figure(self):
+        """The current state as a matplotlib figure (contour + loss), for handouts."""
+        import matplotlib.pyplot as plt
+
+        if self.trajectory is None:
+            raise ValueError("no method is selected: check at least one method first")
+        fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4.2),
+                                       gridspec_kw=dict(width_ratios=[1.1, 1]))
+        plot.trajectories(self.trajectory, ax0)
+        plot.loss_curves(self.trajectory, ax1)
+        fig.tight_layout()
+        return fig
+
+    # -- events ------------------------------------------------------------------------------
+    def _on_change(self, _change) -> None:
+        if not self._holding:
+            self.update()
+
+    def _on_click(self, _trace, points, _state) -> None:
+        if points.xs:
+            self.set_start(points.xs[0], points.ys[0])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
