@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .toy import OUTCOMES, METHODS, Landscape, PhaseDiagram, Trajectory
+from .toy import METHODS, OUTCOMES, Landscape, PhaseDiagram, Trajectory
 
 #: One colour per method, shared by the plotly widgets and these figures.
 METHOD_COLORS: dict[str, str] = {

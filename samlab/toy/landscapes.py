@@ -106,7 +106,10 @@ class Landscape:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        skip = {"critical_points", "extent"}
+        fields = ", ".join(
+            f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_") and k not in skip
+        )
         return f"{type(self).__name__}({fields})"
 
 

@@ -129,7 +129,9 @@ def _check_x0(x0) -> np.ndarray:
     try:
         arr = np.asarray(x0, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"x0 must be a point (x, y) or an array of shape (..., 2), got {x0!r}") from None
+        raise ValueError(
+            f"x0 must be a point (x, y) or an array of shape (..., 2), got {x0!r}"
+        ) from None
     if arr.ndim == 0 or arr.shape[-1] != 2:
         raise ValueError(f"x0 must have shape (2,) or (..., 2), got shape {arr.shape}")
     if not np.isfinite(arr).all():
@@ -187,7 +189,10 @@ def _simulate(
     points = [c.point for c in landscape.critical_points]
     escape = [_escape_direction(landscape, c) for c in landscape.critical_points]
     tail_dist2 = np.zeros((len(points), *shape))
-    tail_start_along2 = np.zeros((len(points), *shape))
+    # Per saddle: tail steps that moved further away along its way down, and the last
+    # such distance. A run escaping slowly moves away at (nearly) every step.
+    outward = np.zeros((len(points), *shape), dtype=np.int64)
+    prev_along2 = np.zeros((len(points), *shape))
     tail_resid = np.zeros(shape) if landscape.has_minimum_manifold else None
     reversals = np.zeros(shape, dtype=np.int64)  # tail steps that turned back on the last one
     dx_prev = dy_prev = None
@@ -234,12 +239,9 @@ def _simulate(
                     else:  # a saddle: how far along its downhill direction
                         along2 = (ux * dx + uy * dy) ** 2
                         tail_dist2[k] = np.fmax(tail_dist2[k], along2)
-                        if t == steps - tail:
-                            tail_start_along2[k] = along2
-                        if t == steps - 1:
-                            # Still moving away from the saddle: escaping slowly, not trapped.
-                            away = along2 > tail_start_along2[k]
-                            tail_dist2[k] = np.where(away, np.inf, tail_dist2[k])
+                        if t > steps - tail:
+                            outward[k] += along2 > prev_along2[k]
+                        prev_along2[k] = along2
                 if tail_resid is not None:
                     tail_resid = np.fmax(tail_resid, landscape._minimum_residual(x, y))
 
@@ -248,6 +250,8 @@ def _simulate(
                 losses[t + 1] = landscape._loss(x, y)
                 grad_norms[t], ascent_norms[t], gammas[t] = gn, an, gamma
 
+        escaping = outward >= 0.9 * (tail - 1) if tail > 1 else np.zeros_like(outward, bool)
+        tail_dist2 = np.where(escaping, np.inf, tail_dist2)
         codes, at = _classify(
             landscape, exit_step, exit_loss, loss0, tail_dist2, tail_resid, x, y, tol, trap_radius
         )
@@ -268,7 +272,9 @@ def _escape_direction(landscape: Landscape, c) -> tuple[float, float] | tuple[No
     return float(vecs[0, 0]), float(vecs[1, 0])
 
 
-def _classify(landscape, exit_step, exit_loss, loss0, tail_dist2, tail_resid, x, y, tol, trap_radius):
+def _classify(
+    landscape, exit_step, exit_loss, loss0, tail_dist2, tail_resid, x, y, tol, trap_radius
+):
     """Label each run by where it spent the last tenth of its steps (at most 100)."""
     shape = exit_step.shape
     codes = np.full(shape, OSCILLATING, dtype=np.int8)
@@ -281,15 +287,16 @@ def _classify(landscape, exit_step, exit_loss, loss0, tail_dist2, tail_resid, x,
         nearest = np.nanargmin(np.where(np.isnan(final_d2), np.inf, final_d2), axis=0)
         at[...] = np.asarray([c.name for c in cps], dtype=object)[nearest]
     if tail_resid is not None:
-        nearer = landscape._minimum_residual(x, y) ** 2 < (np.min(final_d2, axis=0) if cps else np.inf)
+        nearest_d2 = np.min(final_d2, axis=0) if cps else np.inf
+        nearer = landscape._minimum_residual(x, y) ** 2 < nearest_d2
         at[nearer] = "manifold"
         on_manifold = tail_resid < tol
         at[on_manifold] = "manifold"
         codes[on_manifold] = CONVERGED
 
     # Trapped: never got further than trap_radius from a saddle along its downhill
-    # direction during the tail, and not further at its end than at its start (it may
-    # still swing along the uphill one).
+    # direction during the tail, and not moving away along it at (nearly) every step (it
+    # may still swing along the uphill one).
     for k, c in enumerate(cps):
         if c.kind == "saddle":
             hit = (tail_dist2[k] < trap_radius**2) & (codes == OSCILLATING)
@@ -331,10 +338,13 @@ def run(
 
     Each run ends in one of :data:`OUTCOMES`, judged over its last tenth of
     steps (at most 100): ``converged`` (stayed within ``tol`` of a minimum,
-    named in ``at``, or of the manifold of minima), ``trapped`` (stayed within
-    ``trap_radius`` of a saddle), ``oscillating`` (bounded, not settled, and
+    named in ``at``, or of the manifold of minima), ``trapped`` (never further
+    than ``trap_radius`` from a saddle along its negative-curvature direction,
+    and not moving steadily away: it did not escape, though it may swing along
+    the other direction), ``oscillating`` (bounded, not settled, and
     turning back on itself in at least a quarter of those steps), ``unsettled``
-    (bounded, still moving on: more steps would tell), ``diverged`` (left the landscape's bound or became non-finite) or
+    (bounded, still moving on: more steps would tell), ``diverged`` (left the
+    landscape's bound or became non-finite) or
     ``escaped`` (left the bound downhill, on a landscape unbounded below).
     """
     methods = _check_methods(method)

@@ -1,0 +1,52 @@
+# samlab: `make lab` to learn, `make test` to check, `make bench` to measure.
+# Every target installs what it needs into .venv first; stamps make re-runs instant
+# until pyproject.toml changes.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help lab test bench notebooks clean distclean
+
+help: ## list the targets
+	@echo "make <target>   (extra arguments: LAB_ARGS='...', PYTEST_ARGS='...')"
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+# An existing .venv (made by hand or by an older Makefile) is kept, not rebuilt.
+$(VENV)/.stamp-venv:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	touch $@
+
+$(VENV)/.stamp-lab: pyproject.toml $(VENV)/.stamp-venv
+	$(BIN)/python -m pip install -e .
+	touch $@
+
+# The test extra includes the runtime dependencies, so it satisfies the lab stamp too.
+$(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-venv
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $(VENV)/.stamp-lab $@
+
+lab: $(VENV)/.stamp-lab ## start JupyterLab on notebooks/ (token auth on)
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+test: $(VENV)/.stamp-test ## ruff, then pytest (all tests, notebooks included)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.stamp-test ## run the benchmarks; results go to benchmarks/results/
+	$(BIN)/python -m benchmarks
+
+notebooks: $(VENV)/.stamp-test ## re-pair every notebooks/NN_name.py with its .ipynb (after editing the .py)
+	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
+
+clean: ## remove build artefacts, caches and test artifacts (keeps .venv)
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache tests/artifacts
+	find . -path ./$(VENV) -prune -o -type d \( -name __pycache__ -o -name .ipynb_checkpoints \) \
+		-prune -exec rm -rf {} +
+
+distclean: clean ## clean, and remove .venv
+	rm -rf $(VENV)

@@ -1,0 +1,268 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · SAM on a saddle
+#
+# **What you will learn.** Gradient descent always escapes a saddle point. Sharpness-aware
+# minimization (SAM) and its unnormalized cousin USAM can be *captured* by one instead. On
+# the simplest saddle, a 2D quadratic, we derive exactly when that happens — a direction of
+# curvature `λ < 0` becomes attracting once `λ < −1/ρ` — and then measure it.
+#
+# **Time:** about 20 minutes to read and play; every cell runs in seconds on a laptop CPU
+# (Binder and Colab included). No GPU needed.
+#
+# **Contents.** 1 The saddle · 2 GD escapes · 3 SAM and USAM can be captured · 4 Why: the
+# linear map · 5 The threshold, derived then measured · 6 What normalization and
+# renormalization change · 7 Playground · 8 Figures for handouts
+#
+# The formulas follow samlab's SPEC (§1 the optimizers, §2 the toy landscapes).
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:  # on Colab: install samlab and enable its widgets
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "samlab @ git+https://github.com/samlab-dev/samlab"], check=True)
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+import samlab
+from samlab import plot, toy
+from samlab.toy import theory
+from samlab.widgets import Playground, phase_diagram_figure
+
+QUICK = samlab.quick_mode()  # SAMLAB_QUICK=1 (CI) shrinks the grids; the lesson is the same
+GRID = 60 if QUICK else 200
+print(f"samlab {samlab.__version__}, quick mode: {QUICK}")
+
+# %% [markdown]
+# ## 1 · The saddle
+#
+# $$f(x, y) = \tfrac12\,(a\,x^2 - b\,y^2), \qquad \nabla f = (a x,\ -b y), \qquad
+# H = \begin{pmatrix} a & 0 \\ 0 & -b \end{pmatrix}.$$
+#
+# The origin is a saddle: uphill along `x` (curvature `a > 0`), downhill along `y`
+# (curvature `λ = −b < 0`). The loss is unbounded below, so "escaping" means running off
+# along `y`. We take `a = 1`, `b = 0.5`.
+
+# %%
+saddle = toy.SaddleQuadratic(a=1.0, b=0.5)
+x0 = np.array([1.0, 0.01])  # start near the x-axis, a hair off the saddle's stable line
+print(saddle, "\ncritical points:", saddle.critical_points)
+print("Hessian at the saddle:\n", saddle.hessian([0.0, 0.0]))
+
+# %% [markdown]
+# ## 2 · GD escapes
+#
+# Gradient descent `p ← p − η∇f(p)` acts on each coordinate separately:
+# `x ← (1 − ηa)x` shrinks, while `y ← (1 + ηb)y` **grows** for every `η > 0`. So from any
+# start with `y ≠ 0`, GD escapes: `y_t = (1 + ηb)^t y_0`. The cell checks the simulation
+# against that closed form.
+
+# %%
+lr = 0.1
+gd = toy.run(saddle, "gd", lr=lr, rho=0.0, x0=x0, steps=300)
+t = np.arange(gd.exit_step)  # the steps before the run left the plotted landscape
+y_closed_form = (1 + lr * saddle.b) ** t * x0[1]
+print("outcome:", gd.outcome, "after", gd.exit_step, "steps")
+print("max relative error of y_t against (1 + ηb)^t·y0:",
+      np.max(np.abs(gd.positions[t, 1] / y_closed_form - 1)))
+
+# %% [markdown]
+# ## 3 · SAM and USAM can be captured
+#
+# SAM first climbs to `w_asc = w + ε` and then descends from `w` with the gradient measured
+# at `w_asc`. SAM takes `ε = ρ·g/‖g‖` (length `ρ`); USAM takes `ε = ρ·g`. Run GD, SAM and
+# USAM side by side, for a small and a large `ρ`:
+
+# %%
+for rho in (1.0, 3.0):
+    runs = toy.run(saddle, ["gd", "sam", "usam"], lr=lr, rho=rho, x0=x0, steps=400)
+    print(f"ρ = {rho}:", dict(zip(runs.method.tolist(), runs.outcome.tolist())))
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+for ax, rho in zip(axes, (1.0, 3.0)):
+    plot.trajectories(toy.run(saddle, ["gd", "sam", "usam"], lr, rho, x0, 400), ax)
+plt.show()
+
+# %% [markdown]
+# Read the printout: at `ρ = 3` all three ascent-based runs stay at the saddle while GD
+# leaves; at `ρ = 1` USAM is still moving away from the saddle (slowly: "unsettled") and SAM
+# is trapped. The next two sections explain both.
+#
+# ## 4 · Why: the linear map
+#
+# On a quadratic `f = ½ pᵀHp` the gradient is `Hp`, so USAM's ascent lands at
+# `p + ρHp`, where the gradient is `H(p + ρHp)`. One USAM step is therefore **linear**:
+#
+# $$p \leftarrow \bigl(I - \eta\,(H + \rho H^2)\bigr)\,p .$$
+#
+# Along an eigendirection with curvature `λ` it multiplies by `1 − ηλ(1 + ρλ)`. For the
+# downhill direction `λ = −b`:
+#
+# $$1 - \eta(-b)(1 - \rho b) = 1 + \eta b\,(1 - \rho b),$$
+#
+# which is **below 1 exactly when `ρb > 1`**, i.e. when `λ < −1/ρ`. The `ρH²` term has
+# turned negative curvature into positive: the saddle attracts. (It also must not overshoot:
+# the factor must stay above −1, `ηb(ρb − 1) < 2`, and the `x` factor `1 − ηa(1 + ρa)` must
+# lie in (−1, 1).) The cell checks the map against one simulated step.
+
+# %%
+rho = 3.0
+p = np.array([0.7, -0.2])
+one_step = toy.run(saddle, "usam", lr, rho, p, steps=1).positions[1]
+print("simulated step:     ", one_step)
+print("(I − η(H + ρH²)) p: ", theory.usam_map(saddle.H, lr, rho) @ p)
+print("factor along y for ρ = 1, 3:", theory.usam_factor(-saddle.b, lr, np.array([1.0, 3.0])))
+
+# %% [markdown]
+# ## 5 · The threshold, derived then measured
+#
+# The derivation predicts the region of `(η, ρ)` where USAM converges to the saddle
+# (`theory.usam_saddle_trapped`). Now measure it: run USAM from `x0` for every setting of a
+# `GRID × GRID` grid (one vectorized call, no Python loop over settings) and label each
+# run's outcome. The dashed line is the predicted boundary.
+
+# %%
+lrs, rhos = np.geomspace(1e-2, 2.0, GRID), np.geomspace(0.1, 20.0, GRID)
+usam_pd = toy.phase_diagram(saddle, "usam", lrs, rhos, x0, steps=500)
+predicted = theory.usam_saddle_trapped(lrs[:, None], rhos[None, :], saddle.a, saddle.b)
+measured = usam_pd.codes == toy.OUTCOMES.index("trapped")
+agreement = np.mean(predicted == measured)
+print(f"prediction and simulation agree on {agreement:.2%} of {predicted.size} settings")
+assert agreement > 0.99
+phase_diagram_figure(usam_pd, predicted=predicted, predicted_label="predicted: trapped inside")
+
+# %% [markdown]
+# Inside the dashed line USAM is trapped; below `ρ = 1/b = 2` it escapes (or, close to the
+# line, is still escaping slowly when the 500 steps run out: "unsettled"); at large `η`
+# the step overshoots and it diverges. Hover over the map to read any setting.
+#
+# **Question.** Move `b` (the downhill curvature): where should the horizontal boundary go?
+# Change `b` in section 1, re-run, and check.
+#
+# ## 6 · What normalization and renormalization change
+#
+# **SAM** normalizes its ascent: `ε = ρ·g/‖g‖` has length `ρ` however small `g` is. At
+# `w_asc` the `y`-gradient is `−b·y·(1 − ρb/‖g‖)`, so the descent pulls `y` *back* to the
+# saddle whenever `‖g‖ < ρb`. Near a saddle `‖g‖ → 0`, so this always happens eventually.
+# Starting on the `y`-axis (`x = 0`, `‖g‖ = b|y|`) the condition reads `|y| < ρ`: SAM is
+# captured as soon as it is within `ρ` of the saddle along the escape direction. Measured:
+
+# %%
+y0s = np.geomspace(1e-3, 0.5, 7)
+rho_grid = np.geomspace(1e-4, 1.0, 161)
+starts = np.stack([np.zeros_like(y0s), y0s], axis=-1)
+sam_runs = toy.run(saddle, "sam", lr, rho_grid[:, None], starts[None], steps=600)
+trapped = sam_runs.outcome == "trapped"
+smallest = np.array([rho_grid[trapped[:, j]].min() for j in range(len(y0s))])
+print("start y0:              ", np.round(y0s, 4))
+print("smallest trapping ρ:   ", np.round(smallest, 4))
+print("ratio (grid step 6%):  ", np.round(smallest / y0s, 3))
+assert np.all(np.abs(smallest / y0s - 1) < 0.07)
+
+# %% [markdown]
+# So for SAM the threshold is not `ρ > 1/b` but "within `ρ` of the saddle": from our start
+# `x0` it is trapped over far more of the `(η, ρ)` plane than USAM.
+#
+# **SSAM** (Stable SAM) keeps USAM's ascent and rescales the descent gradient by
+# `γ = ‖g‖ / ‖∇f(w_asc)‖ > 0`. A positive factor cannot change the *sign* of the `y`-step,
+# so the capture condition should stay `ρ > 1/b`; what `γ` changes is the step length. The
+# four phase diagrams, side by side:
+
+# %%
+methods = ["usam", "ssam", "sam", "rsam"]
+diagrams = {m: toy.phase_diagram(saddle, m, lrs, rhos, x0, steps=500) for m in methods}
+below = rhos[None, :] < 1 / saddle.b
+for m, pd in diagrams.items():
+    tr = pd.outcome == "trapped"
+    print(f"{m:>5}: trapped {pd.fraction('trapped'):6.1%}, diverged {pd.fraction('diverged'):6.1%},"
+          f" trapped with ρ < 1/b: {np.mean(tr & below):6.1%}")
+usam_diverged = (diagrams["usam"].outcome == "diverged") & ~below
+ssam_there = diagrams["ssam"].outcome[usam_diverged]
+print(f"where USAM diverges with ρ > 1/b, SSAM is trapped in {np.mean(ssam_there == 'trapped'):.1%}"
+      f" of {ssam_there.size} settings")
+fig, axes = plt.subplots(1, 4, figsize=(20, 4.3))
+for ax, m in zip(axes, methods):
+    plot.phase_diagram(diagrams[m], ax, predicted=predicted, predicted_label="USAM prediction")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# What the printout and the maps show:
+#
+# - **SSAM** is never trapped below `ρ = 1/b`: renormalization leaves the capture threshold
+#   where USAM has it. Above it, at the large `η` where USAM diverges, SSAM is trapped
+#   instead (last line of the printout): renormalization keeps the step from blowing up, it
+#   does not rescue the run from the saddle.
+# - **SAM** and **renormalized SAM** are trapped over most of the plane, including small
+#   `ρ`, as section 6 predicts for a start this close to the saddle.
+#
+# ## 7 · Playground
+#
+# Now explore on a saddle with a floor: `f = ½x² − ½y² + y⁴/4` has the same saddle at the
+# origin and two minima at `y = ±1`, so an escape ends in a minimum. Move the sliders
+# (`η` and `ρ` are on log scales), tick methods, type a start point or **click the contour**
+# to start there. The table under the plot labels each run's outcome.
+
+# %%
+playground = Playground(toy.BoundedSaddle(a=1.0, b=1.0, c=1.0),
+                        methods=("gd", "sam", "usam", "ssam"),
+                        lr=0.1, rho=0.5, steps=300, x0=(1.0, 0.05))
+playground
+
+# %% [markdown]
+# **Questions.**
+# 1. With `η = 0.1`, find the smallest `ρ` that traps USAM. Does it match `1/b = 1`?
+# 2. Keep `ρ = 0.5` and start SAM at `(0, 0.3)`, then at `(0, 0.8)`. Which is captured? Why
+#    (section 6)?
+# 3. Push `η` up with `ρ = 2`. Which method diverges first, and which stays at the saddle?
+#
+# The playground is plain Python: its current runs are `playground.trajectory`.
+
+# %%
+traj = playground.trajectory
+print(dict(zip(traj.method.tolist(), traj.outcome.tolist())))
+
+# %% [markdown]
+# ## 8 · Figures for handouts
+#
+# Every interactive figure has a static matplotlib twin. These cells draw them and save PNGs
+# in `notebooks/figures/` for slides.
+
+# %%
+out = Path("figures")
+out.mkdir(exist_ok=True)
+fig = playground.static_figure()
+fig.savefig(out / "01_playground.png", dpi=150)
+ax = plot.phase_diagram(usam_pd, predicted=predicted, predicted_label="predicted: trapped inside")
+ax.figure.savefig(out / "01_usam_phase_diagram.png", dpi=150, bbox_inches="tight")
+print("saved:", sorted(p.name for p in out.glob("01_*.png")))
+
+# %% [markdown]
+# **Take-aways.** GD escapes a saddle at any learning rate. USAM is captured exactly when
+# the negative curvature is steeper than `−1/ρ`; SSAM shares that threshold; normalized SAM is
+# captured whenever it comes within `ρ` of the saddle. Next: notebook 02, *why SAM
+# normalizes* — what normalization buys in exchange.

@@ -1,0 +1,7 @@
+"""``python -m samlab ...`` is the ``samlab`` command."""
+
+import sys
+
+from samlab.cli import main
+
+sys.exit(main())

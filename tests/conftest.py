@@ -1,0 +1,47 @@
+"""Shared fixtures, and the rule for `browser` tests.
+
+Browser tests (marked ``@pytest.mark.browser``) drive the system chromium and are
+skipped, with the reason shown, where ``/usr/bin/chromium`` does not exist. No flag
+turns them on: where the browser is, they run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if CHROMIUM.exists():
+        return
+    skip = pytest.mark.skip(reason=f"browser test: {CHROMIUM} not found (.ci/run installs it)")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Path of the system chromium (browser tests are skipped where it is absent)."""
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` beside the repository: the development data (e.g. JPEG CIFAR-10).
+
+    Not part of the repository; tests that need it skip where it is absent.
+    """
+    path = REPO_ROOT.parent / "shared" / "data"
+    if not path.is_dir():
+        pytest.skip(f"development data not found at {path}")
+    return path
