@@ -62,11 +62,12 @@ class Trajectory:
         """The runs at ``index`` of the batch, e.g. ``traj[1]`` or ``traj[:, 0]``."""
         index = index if isinstance(index, tuple) else (index,)
         t = (slice(None), *index)
+        a = np.asarray
         return Trajectory(
-            self.landscape, self.method[index], self.lr[index], self.rho[index],
-            self.positions[t], self.losses[t], self.grad_norms[t],
+            self.landscape, a(self.method[index]), a(self.lr[index]), a(self.rho[index]),
+            self.positions[(*t, slice(None))], self.losses[t], self.grad_norms[t],
             self.ascent_grad_norms[t], self.gammas[t],
-            self.outcome[index], self.at[index], self.exit_step[index],
+            a(self.outcome[index]), a(self.at[index]), a(self.exit_step[index]),
         )
 
 
@@ -112,7 +113,7 @@ def _check_array(name: str, value, *, lower: float, strict: bool) -> np.ndarray:
     if not ok.all():
         bad = arr[~ok].flat[0]
         rel = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {rel} {lower:g}, got {bad!r}")
+        raise ValueError(f"{name} must be a finite number {rel} {lower:g}, got {float(bad)!r}")
     return arr
 
 
@@ -135,7 +136,7 @@ def _check_x0(x0) -> np.ndarray:
     if arr.ndim == 0 or arr.shape[-1] != 2:
         raise ValueError(f"x0 must have shape (2,) or (..., 2), got shape {arr.shape}")
     if not np.isfinite(arr).all():
-        raise ValueError(f"x0 must be finite, got {arr[~np.isfinite(arr)].flat[0]!r}")
+        raise ValueError(f"x0 must be finite, got {float(arr[~np.isfinite(arr)].flat[0])!r}")
     return arr
 
 
@@ -213,8 +214,8 @@ def _simulate(
             x, y, gn, an, gamma = step(landscape, x, y, lr, rho, flags, adaptive_eta, xi, record)
 
             # Leaving the landscape: remember where and at what loss, then freeze as NaN.
-            # Checked every few steps (the check costs a sixth of a step); the exit step
-            # is then the first check past the bound.
+            # Checked every few steps (the check costs a sixth of a step); a recorded
+            # trajectory is then trimmed back to the first step past the bound, below.
             if (t + 1) % _EXIT_CHECK_EVERY and t + 1 < steps:
                 out = None
             else:
@@ -255,10 +256,21 @@ def _simulate(
         codes, at = _classify(
             landscape, exit_step, exit_loss, loss0, tail_dist2, tail_resid, x, y, tol, trap_radius
         )
-        codes[(codes == OSCILLATING) & (4 * reversals < min(tail, steps - 1))] = UNSETTLED
+        # Fewer reversals than a quarter of the step pairs seen (none seen: can't call it one).
+        codes[(codes == OSCILLATING) & (4 * reversals < max(1, min(tail, steps - 1)))] = UNSETTLED
 
     rec = None
     if record:
+        # The first recorded step past the bound (or non-finite) is the exit; blank what follows.
+        with np.errstate(all="ignore"):
+            beyond = ~(positions[..., 0] ** 2 + positions[..., 1] ** 2 <= bound2)
+        first = np.where(beyond.any(axis=0), beyond.argmax(axis=0), -1)
+        after = (first >= 0) & (np.arange(steps + 1).reshape(-1, *(1,) * len(shape)) >= first)
+        positions[after] = np.nan
+        losses[after] = np.nan
+        for arr in (grad_norms, ascent_norms, gammas):
+            arr[after[1:]] = np.nan  # measured at a point already past the bound
+        exit_step = np.where(first >= 0, first, exit_step)
         rec = dict(positions=positions, losses=losses, grad_norms=grad_norms,
                    ascent_grad_norms=ascent_norms, gammas=gammas)
     return _Result(x, y, codes, at, exit_step, rec)

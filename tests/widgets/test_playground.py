@@ -1,0 +1,130 @@
+"""The playground's figure shows exactly what samlab.toy.run computes, updated in place."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from plotly.basedatatypes import BaseFigure
+
+from samlab import toy
+from samlab.widgets import Playground, phase_diagram_figure
+
+
+@pytest.fixture
+def playground():
+    return Playground(toy.BoundedSaddle(), methods=("gd", "sam", "usam", "ssam"),
+                      lr=0.1, rho=0.5, steps=150, x0=(1.0, 0.05))
+
+
+def assert_figure_shows_runs(pg: Playground) -> None:
+    for m in pg.available:
+        path = pg.figure.data[pg.trace_index(m, "path")]
+        loss = pg.figure.data[pg.trace_index(m, "loss")]
+        assert path.visible == loss.visible == (m in pg.methods)
+        if m not in pg.methods:
+            continue
+        ref = toy.run(pg.landscape, m, pg.lr_slider.value, pg.rho_slider.value, pg.x0,
+                      pg.steps_slider.value)
+        np.testing.assert_array_equal(np.asarray(path.x, float), ref.positions[:, 0])
+        np.testing.assert_array_equal(np.asarray(path.y, float), ref.positions[:, 1])
+        np.testing.assert_array_equal(np.asarray(loss.y, float), ref.losses)
+        np.testing.assert_array_equal(np.asarray(loss.x), np.arange(ref.steps + 1))
+
+
+def test_initial_figure_shows_exactly_what_run_returns(playground):
+    assert_figure_shows_runs(playground)
+
+
+@pytest.mark.parametrize("slider, value", [("lr_slider", 0.37), ("rho_slider", 2.5),
+                                           ("steps_slider", 400)])
+def test_moving_a_slider_replaces_trajectories_with_runs_output(playground, slider, value):
+    before = np.asarray(playground.figure.data[playground.trace_index("sam")].x, float).copy()
+    getattr(playground, slider).value = value
+    assert_figure_shows_runs(playground)
+    after = np.asarray(playground.figure.data[playground.trace_index("sam")].x, float)
+    assert before.shape != after.shape or not np.array_equal(before, after, equal_nan=True)
+
+
+def test_slider_updates_figure_in_place_without_rebuilding_traces(playground):
+    fig = playground.figure
+    traces = list(fig.data)
+    playground.lr_slider.value = 0.02
+    assert playground.figure is fig
+    assert all(a is b for a, b in zip(fig.data, traces, strict=True))
+
+
+def test_unchecking_a_method_hides_its_traces(playground):
+    playground.method_boxes["usam"].value = False
+    assert playground.methods == ["gd", "sam", "ssam"]
+    assert_figure_shows_runs(playground)
+    playground.method_boxes["asam"].value = True
+    assert "asam" in playground.methods
+    assert_figure_shows_runs(playground)
+
+
+def test_typed_or_clicked_start_point_moves_every_run(playground):
+    playground.x0_y.value = -0.3
+    assert_figure_shows_runs(playground)
+    # A click on the contour arrives as plotly Points; the start moves there, one redraw.
+    calls = []
+    original = playground.update
+    playground.update = lambda: calls.append(1) or original()
+    contour = playground.figure.data[0]
+    points = type("Points", (), {"xs": [0.4], "ys": [0.7]})()
+    playground._on_click(contour, points, None)
+    assert playground.x0 == (0.4, 0.7)
+    assert len(calls) == 1
+    assert_figure_shows_runs(playground)
+    assert playground.figure.data[2].x == (0.4,) and playground.figure.data[2].y == (0.7,)
+
+
+def test_status_table_reports_each_outcome(playground):
+    playground.rho_slider.value = 2.0
+    traj = playground.trajectory
+    for m, outcome in zip(traj.method, traj.outcome, strict=True):
+        assert f"{toy.METHODS[str(m)].label}</b></td><td>{outcome}" in playground.status.value
+
+
+def test_diverging_runs_do_not_break_the_figure(playground):
+    playground.lr_slider.value = 1.0
+    playground.rho_slider.value = 10.0
+    traj = playground.trajectory
+    assert "diverged" in traj.outcome
+    lo, hi = playground.figure.layout.yaxis2.range
+    assert np.isfinite([lo, hi]).all() and lo < hi
+
+
+def test_bad_arguments_name_the_parameter():
+    with pytest.raises(ValueError, match="methods must be among .* got 'adam'"):
+        Playground(methods=("gd", "adam"))
+    with pytest.raises(ValueError, match="lr must lie in its range"):
+        Playground(lr=5.0)
+    with pytest.raises(ValueError, match="steps must be an integer in 1..1000, got 0"):
+        Playground(steps=0)
+
+
+def test_static_figure_draws_the_same_runs(playground):
+    fig = playground.static_figure()
+    ax = fig.axes[0]
+    n = playground.steps_slider.value + 1
+    lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == n]
+    traj = playground.trajectory
+    assert len(lines) == len(playground.methods)
+    for i, line in enumerate(lines):
+        np.testing.assert_array_equal(line.get_xdata(), traj.positions[:, i, 0])
+
+
+def test_phase_diagram_figure_colours_every_setting_by_its_outcome():
+    pd = toy.phase_diagram(toy.SaddleQuadratic(a=1, b=0.5), "usam", np.geomspace(0.01, 1, 7),
+                           np.geomspace(0.1, 10, 5), [1.0, 0.01], 200)
+    predicted = toy.theory.usam_saddle_trapped(pd.lrs[:, None], pd.rhos[None, :], 1.0, 0.5)
+    fig = phase_diagram_figure(pd, predicted=predicted)
+    assert isinstance(fig, BaseFigure)
+    heat = fig.data[0]
+    np.testing.assert_array_equal(np.asarray(heat.z), pd.codes.T)
+    assert np.asarray(heat.customdata).tolist() == pd.outcome.T.tolist()
+    np.testing.assert_array_equal(np.asarray(fig.data[1].z, float), predicted.T.astype(float))
