@@ -90,8 +90,10 @@ class StepFlags:
             m = ms[0]
             return cls(m.ascent is not None, m.normalized, m.ascent == "adaptive", m.renormalize)
 
-        def flag(pred) -> np.ndarray:
+        def flag(pred) -> bool | np.ndarray:
             table = {m.name: pred(m) for m in ms}
+            if len(set(table.values())) == 1:  # the same for every run: skip the selection
+                return next(iter(table.values()))
             return np.vectorize(table.__getitem__, otypes=[bool])(methods)
 
         return cls(

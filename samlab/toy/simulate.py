@@ -173,7 +173,7 @@ def _simulate(
 ) -> _Result:
     shape = np.broadcast_shapes(methods.shape, np.shape(lr), np.shape(rho), x0.shape[:-1])
     flags = StepFlags.for_methods(methods)
-    if flags.ascent is True and not isinstance(flags.normalized, bool):
+    if flags.ascent is True and (methods == "gd").any():
         rho = np.where(methods == "gd", 0.0, rho)  # GD in a mixed batch: an ascent of length 0
     lr = np.broadcast_to(lr, shape)
     rho = np.broadcast_to(rho, shape)

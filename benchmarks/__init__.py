@@ -1,0 +1,1 @@
+"""samlab's benchmarks: ``make bench`` (``python -m benchmarks``) runs them all."""

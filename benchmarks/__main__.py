@@ -1,0 +1,43 @@
+"""Run every benchmark: ``python -m benchmarks [name ...]``.
+
+Each module ``benchmarks/bench_<name>.py`` has ``run() -> list[Row]``. Results go to
+``benchmarks/results/<name>.json``; the table of all of them to
+``benchmarks/results/RESULTS.md`` and to the terminal.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from .common import RESULTS, Row, machine, table, write_result
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str]) -> int:
+    names = argv or sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
+    for name in names:
+        print(f"== {name}", flush=True)
+        rows = importlib.import_module(f"benchmarks.bench_{name}").run()
+        print(f"   wrote {write_result(name, rows).relative_to(HERE.parent)}", flush=True)
+
+    # The table covers every result on disk, so a partial run keeps the others' rows.
+    results = {}
+    for path in sorted(RESULTS.glob("*.json")):
+        data = json.loads(path.read_text())
+        results[data["benchmark"]] = [Row(**r) for r in data["rows"]]
+    text = ("# Benchmark results\n\nWritten by `make bench`. Machine of the last run: "
+            f"`{json.dumps(machine())}`\n\n" + table(results) + "\n")
+    tmp = RESULTS / "RESULTS.md.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, RESULTS / "RESULTS.md")
+    print("\n" + table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
