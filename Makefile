@@ -30,8 +30,11 @@ $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-venv
 	$(BIN)/python -m pip install -e '.[test]'
 	touch $(VENV)/.stamp-lab $@
 
+# Jupyter refuses to start as root unless told; containers and CI machines often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(VENV)/.stamp-lab ## start JupyterLab on notebooks/ (token auth on)
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
 test: $(VENV)/.stamp-test ## ruff, then pytest (all tests, notebooks included)
 	$(BIN)/ruff check .
