@@ -14,9 +14,10 @@ ASAM       ``ρ·T²g/‖Tg‖``, ``T = |w| + η_a`` (Kwon 2021)  ``∇L_B(w_asc
 =========  ============================================  =================================
 
 ``‖·‖`` is one global L2 norm over all parameters. Each division by a norm is guarded
-by ``1e-12``: a zero gradient gives no perturbation, not NaN. The whole update runs
-as a handful of ``torch._foreach_*`` kernels over all parameters at once, with no
-per-tensor Python loop and no host synchronization.
+by ``1e-12`` (``ρ·g/(‖g‖ + 1e-12)``, ``γ = ‖g‖/(‖∇L(w_asc)‖ + 1e-12)`` as in the SSAM
+authors' code): a zero gradient gives no perturbation, not NaN.
+The whole update runs as a handful of ``torch._foreach_*`` kernels over all parameters
+at once, with no per-tensor Python loop and no host synchronization.
 
 Typical use, the torch closure convention::
 
@@ -76,10 +77,12 @@ _ADAPTIVE_VARIANTS = ("original", "abs")
 
 
 def _global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """One L2 norm over all ``tensors`` together, as a 0-d float32 tensor (no host sync)."""
+    """One L2 norm over all ``tensors`` together, as a 0-d tensor (no host sync)."""
     norms = torch._foreach_norm(tensors)
-    if len({n.dtype for n in norms}) > 1 or norms[0].dtype != torch.float32:
-        norms = [n.float() for n in norms]
+    # float64 models keep float64; lower precisions are summed in float32.
+    dtype = torch.float64 if any(n.dtype == torch.float64 for n in norms) else torch.float32
+    if any(n.dtype != dtype for n in norms):
+        norms = [n.to(dtype) for n in norms]
     return torch.linalg.vector_norm(torch.stack(norms))
 
 
@@ -215,7 +218,8 @@ class SAM(torch.optim.Optimizer):
         self._w: list[torch.Tensor] | None = None  # w saved by first_step, restored by second
         self._w_key: list[int] = []
         self._params: list[torch.Tensor] = []
-        self._skip = False
+        self._skip = False     # the first pass overflowed (fp16): this step does nothing
+        self._pending = False  # first_step has climbed; second_step must come back
         self.last_stats: dict[str, torch.Tensor] = {}
 
     # -- late-phase switching -----------------------------------------------------------------
@@ -251,21 +255,21 @@ class SAM(torch.optim.Optimizer):
                    scaler: torch.amp.GradScaler | None = None) -> None:
         """Climb: save ``w``, then ``w ← w + ε(g)`` with the gradients now in ``.grad``."""
         self._enter_sam_phase()
-        if scaler is not None:
-            scaler.unscale_(self)
         params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
         if not params:
             raise RuntimeError("first_step found no gradients: call loss.backward() before it")
         grads = [p.grad for p in params]
+        self._skip = scaler is not None and self._overflow_anywhere(grads)
+        if scaler is not None:
+            scaler.unscale_(self)  # records the overflow, so scaler.update() backs off
         grad_norm = _global_norm(grads)
         self._params = params
         self.last_stats = {"grad_norm": grad_norm}
-        # fp16 overflow: no step this time (one host sync, as GradScaler.step makes anyway).
-        self._skip = scaler is not None and not bool(torch.isfinite(grad_norm))
-        if self._skip:
+        if self._skip:  # fp16 overflow: no step this time
             if zero_grad:
                 self.zero_grad()
             return
+        self._pending = True
 
         key = [id(p) for p in params]
         if self._w is None or self._w_key != key:
@@ -287,13 +291,21 @@ class SAM(torch.optim.Optimizer):
     def second_step(self, zero_grad: bool = False,
                     scaler: torch.amp.GradScaler | None = None) -> None:
         """Return to ``w`` exactly and let the base optimizer step with ``∇L(w_asc)``."""
-        self.steps_taken += 1
         if self._skip:
+            self._skip = False
+            self.steps_taken += 1
+            self._opt_called = True  # a (skipped) step happened, for LR schedulers' bookkeeping
             if zero_grad:
                 self.zero_grad()
             return
-        if self._w is None:
-            raise RuntimeError("second_step called without first_step")
+        if not self._pending:
+            raise RuntimeError(
+                "second_step called without a first_step before it: each SAM step is "
+                "first_step(), a backward pass at w_asc, then second_step()"
+            )
+        self._pending = False
+        self.steps_taken += 1
+        self._opt_called = True
         if scaler is not None:
             scaler.unscale_(self.base_optimizer)
         params = self._params
@@ -333,6 +345,7 @@ class SAM(torch.optim.Optimizer):
         else:
             self.base_optimizer.step()
         self.steps_taken += 1
+        self._opt_called = True
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None,
@@ -360,11 +373,9 @@ class SAM(torch.optim.Optimizer):
         with model.no_sync() if ddp else nullcontext():
             loss = closure()
         self.first_step(zero_grad=False, scaler=scaler)
-        if self._skip:
-            self.steps_taken += 1
-            return loss
-        with frozen_bn_stats(model):
-            closure()
+        if not self._skip:
+            with frozen_bn_stats(model):
+                closure()
         self.second_step(scaler=scaler)
         return loss
 
@@ -398,15 +409,40 @@ class SAM(torch.optim.Optimizer):
             by.setdefault(where[id(p)], []).append(i)
         return [(idx, float(self.param_groups[gi]["rho"])) for gi, idx in by.items()]
 
+    def _ddp_group(self):
+        """``(True, process group)`` when training under DDP, ``(False, None)`` otherwise."""
+        dist = torch.distributed
+        if (isinstance(self.model, nn.parallel.DistributedDataParallel)
+                and dist.is_available() and dist.is_initialized()):
+            return True, getattr(self.model, "process_group", None)
+        return False, None
+
     def _rank_mean_norm(self, grad_norm: torch.Tensor) -> torch.Tensor:
         """Under DDP, ``sqrt(mean over ranks of ‖g_r‖²)`` so every rank takes the same step."""
-        dist = torch.distributed
-        if not (isinstance(self.model, nn.parallel.DistributedDataParallel)
-                and dist.is_available() and dist.is_initialized()):
+        ddp, group = self._ddp_group()
+        if not ddp:
             return grad_norm
+        dist = torch.distributed
         sq = grad_norm.square().to(next(self.model.parameters()).device)
-        dist.all_reduce(sq, op=dist.ReduceOp.SUM)
-        return (sq / dist.get_world_size()).sqrt().to(grad_norm.device)
+        dist.all_reduce(sq, op=dist.ReduceOp.SUM, group=group)
+        return (sq / dist.get_world_size(group)).sqrt().to(grad_norm.device)
+
+    def _overflow_anywhere(self, scaled_grads: list[torch.Tensor]) -> bool:
+        """Whether the (still scaled) first-pass gradients overflowed, on any rank.
+
+        Under DDP the first pass is rank-local (``no_sync``), so ranks must agree before
+        skipping; a rank that saw no overflow itself marks one gradient non-finite so that
+        its GradScaler backs off like the others'. One host sync, as ``GradScaler.step``.
+        """
+        bad = (~torch.isfinite(_global_norm(scaled_grads))).float()
+        ddp, group = self._ddp_group()
+        if ddp:
+            local = bool(bad)
+            bad = bad.to(next(self.model.parameters()).device)
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX, group=group)
+            if bool(bad) and not local:
+                scaled_grads[0].view(-1)[0] = float("inf")
+        return bool(bad)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -430,10 +466,16 @@ class SAM(torch.optim.Optimizer):
                 "state_dict must come from samlab.optim.SAM.state_dict() (keys 'base' and "
                 f"'samlab'), got {got!r}"
             )
+        own = state_dict["samlab"]
+        for name in ("ascent", "renormalize"):
+            if own.get(name, getattr(self, name)) != getattr(self, name):
+                raise ValueError(
+                    f"this checkpoint was saved with {name}={own[name]!r}, but this optimizer "
+                    f"has {name}={getattr(self, name)!r}: build the optimizer it was saved from"
+                )
         self.base_optimizer.load_state_dict(state_dict["base"])
         # The base replaced its group list: share it again.
         self.param_groups = self.base_optimizer.param_groups
-        own = state_dict["samlab"]
         self.steps_taken = int(own["steps_taken"])
         self.epoch = own["epoch"]
         self._switched = bool(own["switched"])
