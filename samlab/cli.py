@@ -261,4 +261,113 @@ def format_doctor_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_doctor]
+# -- samlab train ---------------------------------------------------------------------------
+
+_TRAIN_HELP = """Train a model with SGD or the SAM family; write runs/<name>/.
+
+Every field of samlab.train.TrainConfig is a flag (defaults: ResNet-20 on CIFAR-10,
+SPEC §4). --config FILE starts from a saved config.json; flags override it.
+--resume RUN_DIR continues an interrupted run exactly where it stopped.
+Under torchrun (torchrun --nproc_per_node=N -m samlab train ...) it trains with DDP.
+Exit status: 0 completed, 3 the loss diverged, 130 interrupted (resumable)."""
+
+
+def _add_train(subcommands: argparse._SubParsersAction) -> None:
+    import dataclasses
+
+    from samlab.train.config import TrainConfig
+
+    p = subcommands.add_parser("train", help="train a model (SGD, SAM, USAM, SSAM, ASAM)",
+                               description=_TRAIN_HELP,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, help="a config.json to start from")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
+            else f.default
+        flag = "--" + f.name.replace("_", "-")
+        kind = str(f.type)
+        if "bool" in kind and "None" not in kind:
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                           default=None, help=f"(default: {default})")
+        elif "list" in kind:
+            p.add_argument(flag, dest=f.name, type=int, nargs="*", default=None,
+                           help=f"(default: {default})")
+        else:
+            base = (bool if "bool" in kind else int if "int" in kind
+                    else float if "float" in kind else str)
+            p.add_argument(flag, dest=f.name, type=_optional(base) if "None" in kind else base,
+                           default=None, help=f"(default: {default})")
+    p.set_defaults(func=_train)
+
+
+def _optional(base: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        if text.lower() in ("none", "null", "auto") and base is not str:
+            return None
+        if base is bool:
+            return text.lower() in ("1", "true", "yes", "on")
+        return base(text)
+
+    parse.__name__ = getattr(base, "__name__", "value")
+    return parse
+
+
+def _train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from samlab.train import TrainConfig, Trainer
+
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    given = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    try:
+        if args.resume is not None:
+            run_dir = args.resume
+            config = TrainConfig.load(run_dir / "config.json")
+            config = dataclasses.replace(config, runs_dir=str(run_dir.parent),
+                                         name=run_dir.name, **given)
+            trainer = Trainer(config, resume=True, progress=not args.no_progress)
+        else:
+            base = TrainConfig.load(args.config).to_dict() if args.config else {}
+            config = TrainConfig.from_dict({**base, **given})
+            trainer = Trainer(config, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"samlab train: {err}", file=sys.stderr)
+        return 2
+    result = trainer.fit()
+    return {"completed": 0, "diverged": 3, "interrupted": 130}[result.status]
+
+
+# -- samlab plot ----------------------------------------------------------------------------
+
+
+def _add_plot(subcommands: argparse._SubParsersAction) -> None:
+    p = subcommands.add_parser("plot", help="plot finished runs (loss, accuracy, λ_max, γ_t)")
+    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", type=Path, help="image file to write (default: plot.png in the "
+                                            "run directory, or runs_comparison.png)")
+    p.set_defaults(func=_plot)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from samlab.plot import plot_run
+
+    try:
+        fig = plot_run(args.run_dirs)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"samlab plot: {err}", file=sys.stderr)
+        return 2
+    out = args.out or (args.run_dirs[0] / "plot.png" if len(args.run_dirs) == 1
+                       else args.run_dirs[0].parent / "runs_comparison.png")
+    fig.savefig(out, dpi=150)
+    print(out)
+    return 0
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_doctor, _add_train, _add_plot,
+]

@@ -76,7 +76,7 @@ _ASCENTS = ("normalized", "unnormalized", "adaptive")
 _ADAPTIVE_VARIANTS = ("original", "abs")
 
 
-def _global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+def global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     """One L2 norm over all ``tensors`` together, as a 0-d tensor (no host sync)."""
     norms = torch._foreach_norm(tensors)
     # float64 models keep float64; lower precisions are summed in float32.
@@ -262,7 +262,7 @@ class SAM(torch.optim.Optimizer):
         self._skip = scaler is not None and self._overflow_anywhere(grads)
         if scaler is not None:
             scaler.unscale_(self)  # records the overflow, so scaler.update() backs off
-        grad_norm = _global_norm(grads)
+        grad_norm = global_norm(grads)
         self._params = params
         self.last_stats = {"grad_norm": grad_norm}
         if self._skip:  # fp16 overflow: no step this time
@@ -310,7 +310,7 @@ class SAM(torch.optim.Optimizer):
             scaler.unscale_(self.base_optimizer)
         params = self._params
         grads = [p.grad for p in params if p.grad is not None]
-        ascent_norm = _global_norm(grads)
+        ascent_norm = global_norm(grads)
         grad_norm = self.last_stats["grad_norm"]
         if self.renormalize:
             gamma = self._rank_mean_norm(grad_norm) / (ascent_norm + EPS)
@@ -338,7 +338,7 @@ class SAM(torch.optim.Optimizer):
             scaler.unscale_(self.base_optimizer)
         grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
         nan = torch.tensor(float("nan"))
-        self.last_stats = {"grad_norm": _global_norm(grads) if grads else nan,
+        self.last_stats = {"grad_norm": global_norm(grads) if grads else nan,
                            "ascent_grad_norm": nan, "gamma": nan, "rho": torch.tensor(0.0)}
         if scaler is not None:
             scaler.step(self.base_optimizer)
@@ -387,7 +387,7 @@ class SAM(torch.optim.Optimizer):
         if self.adaptive_variant == "abs":
             t = torch._foreach_abs(params)
             tg = torch._foreach_mul(t, grads)
-            return torch._foreach_mul(t, tg), _global_norm(tg)
+            return torch._foreach_mul(t, tg), global_norm(tg)
         # Kwon et al.: T = |w| + η_a on weight tensors, T = 1 on biases and norm parameters.
         w_idx = [i for i, p in enumerate(params) if p.ndim > 1]
         if not w_idx:
@@ -397,7 +397,7 @@ class SAM(torch.optim.Optimizer):
         tg, direction = list(grads), list(grads)
         for i, a, b in zip(w_idx, tg_w, torch._foreach_mul(t, tg_w)):
             tg[i], direction[i] = a, b
-        return direction, _global_norm(tg)
+        return direction, global_norm(tg)
 
     def _rho_groups(self, params: list[torch.Tensor]):
         """``[(indices or None for all, rho)]``: one entry per parameter group in use."""
@@ -434,7 +434,7 @@ class SAM(torch.optim.Optimizer):
         skipping; a rank that saw no overflow itself marks one gradient non-finite so that
         its GradScaler backs off like the others'. One host sync, as ``GradScaler.step``.
         """
-        bad = (~torch.isfinite(_global_norm(scaled_grads))).float()
+        bad = (~torch.isfinite(global_norm(scaled_grads))).float()
         ddp, group = self._ddp_group()
         if ddp:
             local = bool(bad)

@@ -131,3 +131,99 @@ def phase_diagram(pd: PhaseDiagram, ax=None, *, predicted: np.ndarray | None = N
 def _fmt(v) -> str:
     vals = np.unique(np.asarray(v))
     return f"{vals[0]:.3g}" if vals.size == 1 else "various"
+
+
+# -- training runs ---------------------------------------------------------------------------
+
+#: The four panels of a run, shared by the live dashboard and :func:`plot_run`:
+#: (title, y label, [(metric key, legend label, line style)]).
+RUN_PANELS: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], ...] = (
+    ("loss", "loss", (("train_loss", "train", "solid"), ("val_loss", "val", "dot"),
+                      ("test_loss", "test", "dash"))),
+    ("accuracy", "accuracy", (("train_acc", "train", "solid"), ("val_acc", "val", "dot"),
+                              ("test_acc", "test", "dash"))),
+    ("sharpness λ_max", "λ_max", (("lambda_max", "λ_max", "solid"),)),
+    ("γ_t = ‖g‖ / ‖g_asc‖", "γ (epoch mean)", (("gamma_mean", "γ mean", "solid"),)),
+)
+
+
+def run_series(records: list[dict]) -> dict[str, tuple[list[float], list[float]]]:
+    """``{metric: (epochs, values)}`` from metrics.jsonl records (epoch records only).
+
+    The x value is the number of epochs completed (1 after the first epoch), so
+    step records (``step_<metric>``, x in fractional epochs) line up with them.
+    """
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    for _, _, lines in RUN_PANELS:
+        for key, _, _ in lines:
+            pts = [(r["epoch"] + 1, r[key]) for r in epochs
+                   if r.get(key) is not None and np.isfinite(r[key])]
+            out[key] = ([p[0] for p in pts], [p[1] for p in pts])
+    steps = [r for r in records if r.get("kind") == "step"]
+    if steps:
+        per_epoch = max(1, _steps_per_epoch(records))
+        for key in ("loss", "gamma"):
+            pts = [(r["step"] / per_epoch, r[key]) for r in steps
+                   if r.get(key) is not None and np.isfinite(r[key])]
+            out[f"step_{key}"] = ([p[0] for p in pts], [p[1] for p in pts])
+    return out
+
+
+def _steps_per_epoch(records: list[dict]) -> int:
+    for r in records:
+        if r.get("kind") == "epoch":
+            return int(r["step"]) // (int(r["epoch"]) + 1)
+    steps = [r for r in records if r.get("kind") == "step"]
+    return max(int(r["step"]) for r in steps) // (max(int(r["epoch"]) for r in steps) + 1)
+
+
+_MPL_STYLE = {"solid": "-", "dot": ":", "dash": "--"}
+
+
+def plot_run(run_dirs, *, labels: list[str] | None = None, axes=None):
+    """The run panels (loss, accuracy, λ_max, γ_t) of one or several finished runs.
+
+    ``run_dirs`` is a run directory or a list of them (``runs/<name>``); each run
+    gets one colour, the split (train/val/test) the line style. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from .train.trainer import read_run
+
+    run_dirs = [run_dirs] if isinstance(run_dirs, (str, bytes)) or hasattr(run_dirs, "is_dir") \
+        else list(run_dirs)
+    if labels is not None and len(labels) != len(run_dirs):
+        raise ValueError(f"labels must have one entry per run ({len(run_dirs)}), "
+                         f"got {len(labels)}")
+    if axes is None:
+        fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    axes = np.asarray(axes).ravel()
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, run_dir in enumerate(run_dirs):
+        config, records = read_run(run_dir)
+        name = labels[i] if labels else _run_label(config)
+        series = run_series(records)
+        color = colors[i % len(colors)]
+        for ax, (title, ylabel, lines) in zip(axes, RUN_PANELS):
+            for key, split, style in lines:
+                xs, ys = series[key]
+                if xs:
+                    ax.plot(xs, ys, _MPL_STYLE[style], color=color, marker=".",
+                            label=f"{name}, {split}" if len(lines) > 1 else name)
+            ax.set(title=title, xlabel="epoch", ylabel=ylabel)
+        if records and records[-1].get("dataset"):
+            axes[0].figure.suptitle(f"data: {records[-1]['dataset']}", fontsize=9)
+    for ax in axes:
+        if ax.lines:
+            ax.legend(fontsize=7)
+    axes[0].figure.tight_layout()
+    return axes[0].figure
+
+
+def _run_label(config) -> str:
+    method = config.method.upper()
+    if config.switch_epoch is not None:
+        method = f"SGD→{method}@{config.switch_epoch}"
+    rho = f", ρ={config.rho:g}" if config.method != "sgd" else ""
+    return f"{config.name} ({method}{rho})"

@@ -3,4 +3,14 @@
 from .phase import phase_diagram_figure
 from .playground import Playground
 
-__all__ = ["Playground", "phase_diagram_figure"]
+
+def __getattr__(name: str):
+    # The dashboard pulls in torch (through the trainer); import it only when asked for.
+    if name == "LiveDashboard":
+        from .dashboard import LiveDashboard
+
+        return LiveDashboard
+    raise AttributeError(f"module 'samlab.widgets' has no attribute {name!r}")
+
+
+__all__ = ["LiveDashboard", "Playground", "phase_diagram_figure"]
