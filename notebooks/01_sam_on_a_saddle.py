@@ -108,8 +108,9 @@ for ax, rho in zip(axes, (1.0, 3.0)):
 plt.show()
 
 # %% [markdown]
-# Read the printout: at `ρ = 3` both SAM and USAM stay at the saddle while GD leaves; at `ρ = 1` USAM is still moving away from the saddle (slowly: "unsettled") and SAM
-# is trapped. The next two sections explain both.
+# Read the printout: at `ρ = 3` both SAM and USAM stay at the saddle while GD leaves; at
+# `ρ = 1` USAM is still moving away from the saddle (slowly: "unsettled") and SAM is
+# trapped. The next two sections explain both.
 #
 # ## 4 · Why: the linear map
 #

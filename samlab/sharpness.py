@@ -233,66 +233,99 @@ def _borrowed(model: nn.Module, params: Sequence[nn.Parameter], bn_mode: str) ->
 
 
 class _Hessian:
-    """``v ↦ H v`` for the mean loss over ``batches``; use it while the model is borrowed."""
+    """``v ↦ H v`` for the mean loss over ``batches``; use it while the model is borrowed.
+
+    ``H v = Σ_b (n_b/N) H_b v``: the product of each batch's mean loss, weighted by its
+    share of the examples (linear in the loss, so the weight is applied afterwards).
+    """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, batches: list[Batch],
-                 params: list[nn.Parameter], mode: str):
+                 params: list[nn.Parameter], mode: str, compile: bool = False):
         self.model, self.loss_fn, self.params = model, loss_fn, params
         total = sum(x.shape[0] for x, _ in batches)
         self.batches = [(x, y, x.shape[0] / total) for x, y in batches]
         self.mode = AUTO_MODE if mode == "auto" else mode
-        self.n = sum(p.numel() for p in params)
+        self.sizes = [p.numel() for p in params]
+        self.n = sum(self.sizes)
         self.dtype, self.device = params[0].dtype, params[0].device
         self.n_hvp = 0
         if self.mode == "forward_over_reverse":
             names = {id(p): name for name, p in model.named_parameters()}
             self.names = [names[id(p)] for p in params]
+            self.product = _compiled_product() if compile else _forward_over_reverse
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
-        tangents = [t.view_as(p) for t, p in zip(v.split([p.numel() for p in self.params]),
-                                                  self.params)]
+        tangents = [_shaped_like(t, p) for t, p in zip(v.split(self.sizes), self.params)]
         out = torch.zeros(self.n, dtype=self.dtype, device=self.device)
-        batch_hvp = self._double_backward if self.mode == "double_backward" else \
-            self._forward_over_reverse
         for x, y, weight in self.batches:
-            # One batch at a time, inside a call: its graph is freed before the next one.
-            out.add_(torch.cat([h.reshape(-1) for h in batch_hvp(x, y, weight, tangents)]))
+            # One batch per call, so that its graph is freed before the next one is built.
+            hv = self._batch(x, y, tangents)
+            out.add_(torch.cat([h.reshape(-1) for h in hv]), alpha=weight)
         self.n_hvp += 1
         return out
 
-    def _loss(self, outputs: torch.Tensor, targets: torch.Tensor, weight: float) -> torch.Tensor:
-        loss = self.loss_fn(outputs, targets)
-        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-            raise ValueError(f"loss_fn must return a scalar (the mean loss), got {shape}")
-        return loss * weight
-
-    def _double_backward(self, x, y, weight, tangents) -> list[torch.Tensor]:
-        """``H v = ∇_w (∇_w L · v)``: differentiate the gradient's graph once more."""
-        loss = self._loss(self.model(x), y, weight)
-        grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
-        # A gradient that does not depend on w (loss linear in that tensor) adds nothing.
-        live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
-        hv = [torch.zeros_like(p) for p in self.params]
-        if live:
-            second = torch.autograd.grad([grads[i] for i in live], self.params,
-                                         grad_outputs=[tangents[i] for i in live],
-                                         allow_unused=True)
-            hv = [h if h is not None else z for h, z in zip(second, hv)]
-        return hv
-
-    def _forward_over_reverse(self, x, y, weight, tangents) -> list[torch.Tensor]:
-        """``H v = d/dt ∇L(w + t v)`` at ``t = 0``: a JVP of the gradient (Pearlmutter 1994)."""
-        def loss(p: dict[str, torch.Tensor]) -> torch.Tensor:
-            return self._loss(functional_call(self.model, p, (x,)), y, weight)
-
+    def _batch(self, x, y, tangents) -> list[torch.Tensor]:
+        if self.mode == "double_backward":
+            return _double_backward(self.model, self.loss_fn, self.params, tangents, x, y)
         primals = {n: p.detach() for n, p in zip(self.names, self.params)}
-        directions = dict(zip(self.names, tangents))
-        _, hv = jvp(grad(loss), (primals,), (directions,))
+        hv = self.product(self.model, self.loss_fn, primals, dict(zip(self.names, tangents)),
+                          x, y)
         return [hv[n] for n in self.names]
 
 
-def _setup(model, loss_fn, batches, params, bn_mode, mode):
+def _scalar(loss) -> torch.Tensor:
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"loss_fn must return a scalar (the mean loss), got {shape}")
+    return loss
+
+
+def _double_backward(model, loss_fn, params, tangents, x, y) -> list[torch.Tensor]:
+    """``H v = ∇_w (∇_w L · v)``: differentiate the gradient's graph once more."""
+    loss = _scalar(loss_fn(model(x), y))
+    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+    # A gradient that does not depend on w (loss linear in that tensor) adds nothing.
+    live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+    hv = [torch.zeros_like(p) for p in params]
+    if live:
+        second = torch.autograd.grad([grads[i] for i in live], params,
+                                     grad_outputs=[tangents[i] for i in live], allow_unused=True)
+        hv = [h if h is not None else z for h, z in zip(second, hv)]
+    return hv
+
+
+def _forward_over_reverse(model, loss_fn, primals, tangents, x, y) -> dict[str, torch.Tensor]:
+    """``H v = d/dt ∇L(w + t v)`` at ``t = 0``: the JVP of the gradient (Pearlmutter 1994)."""
+    def loss(p: dict[str, torch.Tensor]) -> torch.Tensor:
+        return _scalar(loss_fn(functional_call(model, p, (x,)), y))
+
+    return jvp(grad(loss), (primals,), (tangents,))[1]
+
+
+_compiled = None
+
+
+def _compiled_product():
+    """``_forward_over_reverse`` through ``torch.compile``, built once per process.
+
+    Compiling fuses the many elementwise operations of the tangent passes around the
+    convolutions (on ResNet-20 on a CPU: 2.4 instead of 3.7 gradients per product), at
+    the price of one compilation per model, mode and batch shape (a minute or two).
+    """
+    global _compiled
+    if _compiled is None:
+        _compiled = torch.compile(_forward_over_reverse, dynamic=False)
+    return _compiled
+
+
+def _shaped_like(t: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """``t`` viewed in the shape of ``p``, and in its memory format: a channels_last weight
+    with a contiguous tangent would send every later operation down a slow strided path."""
+    t = t.view(p.shape)
+    return t if t.stride() == p.stride() else torch.empty_like(p).copy_(t)
+
+
+def _setup(model, loss_fn, batches, params, bn_mode, mode, compile):
     batches = _check_batches(batches)
     params = _check_params(model, params)
     if not callable(loss_fn):
@@ -316,7 +349,7 @@ def _random(n: int, gen: torch.Generator, op: _Hessian, rademacher: bool = False
 
 def hvp(model: nn.Module, loss_fn: LossFn, batches: Sequence[Batch], v: torch.Tensor, *,
         params: Sequence[nn.Parameter] | None = None, bn_mode: BNMode = "eval",
-        mode: HVPMode = "auto") -> torch.Tensor:
+        mode: HVPMode = "auto", compile: bool = False) -> torch.Tensor:
     """The Hessian-vector product ``H v`` of the mean loss over ``batches``.
 
     ``H v = ∇_w (∇_w L(w) · v)``, by automatic differentiation (Pearlmutter 1994):
@@ -325,13 +358,13 @@ def hvp(model: nn.Module, loss_fn: LossFn, batches: Sequence[Batch], v: torch.Te
     ``"auto"`` uses the faster on ResNet-20 (:data:`AUTO_MODE`). ``v`` and the result
     are flat vectors over the parameters (see the module docstring).
     """
-    batches, params = _setup(model, loss_fn, batches, params, bn_mode, mode)
+    batches, params = _setup(model, loss_fn, batches, params, bn_mode, mode, compile)
     n = sum(p.numel() for p in params)
     if not isinstance(v, torch.Tensor) or v.shape != (n,):
         shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
         raise ValueError(f"v must be a flat tensor of the {n} parameter entries, got {shape}")
     with _borrowed(model, params, bn_mode):
-        op = _Hessian(model, loss_fn, batches, params, mode)
+        op = _Hessian(model, loss_fn, batches, params, mode, compile)
         return op(v.detach().to(dtype=op.dtype, device=op.device))
 
 
@@ -476,7 +509,7 @@ def top_eigenvalues(
     method: Method = "lanczos", tol: float = 1e-3, max_iter: int = 100, seed: int = 0, *,
     which: Which = "LA", eigenvectors: bool = False,
     params: Sequence[nn.Parameter] | None = None, bn_mode: BNMode = "eval",
-    mode: HVPMode = "auto",
+    mode: HVPMode = "auto", compile: bool = False,
 ) -> EigenResult:
     """The ``k`` largest eigenvalues of the loss Hessian ``H``, largest first.
 
@@ -496,7 +529,7 @@ def top_eigenvalues(
 
     The random start is seeded (``seed``) on the CPU.
     """
-    batches, params = _setup(model, loss_fn, batches, params, bn_mode, mode)
+    batches, params = _setup(model, loss_fn, batches, params, bn_mode, mode, compile)
     n = sum(p.numel() for p in params)
     _check_int("k", k, 1, n)
     _check_choice("method", method, METHODS)
@@ -507,7 +540,7 @@ def top_eigenvalues(
     gen = torch.Generator().manual_seed(seed)
     solve = _lanczos_eigen if method == "lanczos" else _power_eigen
     with _borrowed(model, params, bn_mode):
-        op = _Hessian(model, loss_fn, batches, params, mode)
+        op = _Hessian(model, loss_fn, batches, params, mode, compile)
         values, vectors, residuals, converged, history = solve(
             op, k, which, tol, max_iter, gen, eigenvectors)
     return EigenResult(values, vectors, op.n_hvp, converged, tol, method, which, residuals,
@@ -520,18 +553,18 @@ def top_eigenvalues(
 def hessian_trace(model: nn.Module, loss_fn: LossFn, batches: Sequence[Batch],
                   n_probes: int = 30, seed: int = 0, *,
                   params: Sequence[nn.Parameter] | None = None, bn_mode: BNMode = "eval",
-                  mode: HVPMode = "auto") -> TraceResult:
+                  mode: HVPMode = "auto", compile: bool = False) -> TraceResult:
     """Hutchinson's estimate ``tr(H) ≈ (1/P) Σ_p z_pᵀ H z_p``, ``z_p`` Rademacher (±1).
 
     Unbiased, since ``E[z zᵀ] = I`` (Hutchinson 1989); the standard error is the
     sample standard deviation of ``z_pᵀ H z_p`` over ``√P``. One product per probe.
     """
-    batches, params = _setup(model, loss_fn, batches, params, bn_mode, mode)
+    batches, params = _setup(model, loss_fn, batches, params, bn_mode, mode, compile)
     _check_int("n_probes", n_probes, 2)
     _check_int("seed", seed, 0)
     gen = torch.Generator().manual_seed(seed)
     with _borrowed(model, params, bn_mode):
-        op = _Hessian(model, loss_fn, batches, params, mode)
+        op = _Hessian(model, loss_fn, batches, params, mode, compile)
         samples = []
         for _ in range(n_probes):
             z = _random(op.n, gen, op, rademacher=True)
@@ -548,7 +581,7 @@ def spectral_density(model: nn.Module, loss_fn: LossFn, batches: Sequence[Batch]
                      n_probes: int = 4, n_steps: int = 32, sigma: float | None = None,
                      n_grid: int = 1000, seed: int = 0, *,
                      params: Sequence[nn.Parameter] | None = None, bn_mode: BNMode = "eval",
-                     mode: HVPMode = "auto") -> DensityResult:
+                     mode: HVPMode = "auto", compile: bool = False) -> DensityResult:
     """The eigenvalue density ``φ(t) = (1/n) Σ_i δ(t − λ_i)`` by stochastic Lanczos quadrature.
 
     For each of ``P`` random unit probes ``v``, ``n_steps`` Lanczos steps give
@@ -559,7 +592,7 @@ def spectral_density(model: nn.Module, loss_fn: LossFn, batches: Sequence[Batch]
     (trapezoid rule). Its mean is ``(1/P) Σ_p v_pᵀ H v_p``, an estimate of ``tr(H)/n``.
     ``n_probes × n_steps`` Hessian-vector products.
     """
-    batches, params = _setup(model, loss_fn, batches, params, bn_mode, mode)
+    batches, params = _setup(model, loss_fn, batches, params, bn_mode, mode, compile)
     _check_int("n_probes", n_probes, 1)
     _check_int("n_steps", n_steps, 1)
     _check_int("n_grid", n_grid, 2)
@@ -569,7 +602,7 @@ def spectral_density(model: nn.Module, loss_fn: LossFn, batches: Sequence[Batch]
     gen = torch.Generator().manual_seed(seed)
     nodes, weights = [], []
     with _borrowed(model, params, bn_mode):
-        op = _Hessian(model, loss_fn, batches, params, mode)
+        op = _Hessian(model, loss_fn, batches, params, mode, compile)
         for _ in range(n_probes):
             T, _, _, _ = _lanczos(op, _random(op.n, gen, op), min(n_steps, op.n))
             theta, S = torch.linalg.eigh(T)

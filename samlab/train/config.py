@@ -30,7 +30,8 @@ class TrainConfig:
     model: str = "resnet20"
     dataset: str = "cifar10"
     n_train: int | None = None          # a seeded subset of the training split (quick mode)
-    n_val: int = 5000                   # held out of the training set (45,000 / 5,000)
+    n_val: int | None = None            # held out of the training set (None: the dataset's
+                                        # default, 5,000 for CIFAR-10: 45,000 / 5,000)
     method: str = "sgd"
     rho: float = 0.05
     lr: float = 0.1
@@ -49,7 +50,7 @@ class TrainConfig:
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     precision: str = "auto"             # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     channels_last: bool | None = None   # None: on for CUDA
-    augment: bool = True
+    augment: bool | None = None         # crop (pad 4) + flip; None: on for 32x32 images only
     sharpness_every: int = 0            # epochs between λ_max measurements (0: never)
     sharpness_subset: int = 5000        # fixed, seeded training examples for the Hessian
     sharpness_k: int = 2                # top-k eigenvalues (the late-phase paper's top-2)
@@ -80,7 +81,8 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         _integer("epochs", self.epochs, lower=1)
         _integer("batch_size", self.batch_size, lower=1)
-        _integer("n_val", self.n_val, lower=0)
+        if self.n_val is not None:
+            _integer("n_val", self.n_val, lower=0)
         _integer("seed", self.seed, lower=0)
         _integer("sharpness_every", self.sharpness_every, lower=0)
         _integer("sharpness_subset", self.sharpness_subset, lower=1)

@@ -123,6 +123,9 @@ class Trainer:
 
         self.data = data if data is not None else _load_data(config)
         self.model = _build_model(config, self.data).to(self.device)
+        # Random crops with 4 pixels of padding are for 32x32 images, not 8x8 digits.
+        self.augment = (self.data.image_shape[:2] == (32, 32) if config.augment is None
+                        else config.augment)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net = self.model  # what the optimizer steps: the DDP wrapper when distributed
@@ -173,11 +176,10 @@ class Trainer:
         from ..data import DeviceLoader
 
         d = self.data
-        x, y = {"train": (d.train_x, d.train_y), "val": (d.val_x, d.val_y),
-                "test": (d.test_x, d.test_y)}[split]
+        x, y = getattr(d, f"{split}_images"), getattr(d, f"{split}_labels")
         return DeviceLoader(
             x, y, self.config.batch_size if train else max(self.config.batch_size, 512),
-            device=self.device, train=train, augment=train and self.config.augment,
+            device=self.device, train=train, augment=train and self.augment,
             mean=d.mean, std=d.std, seed=self.config.seed, drop_last=train,
             channels_last=self.channels_last,
         )
@@ -238,16 +240,14 @@ class Trainer:
         self.net.train()
         if hasattr(opt, "set_epoch"):
             opt.set_epoch(epoch)
-        self.train_loader.set_epoch(epoch)
         start_batch = self.start_batch if epoch == self.start_epoch else 0
+        self.train_loader.set_epoch(epoch, batch=start_batch)  # (seed, epoch) fix its randomness
         sums = (_EpochSums.from_state(self._resume_sums, self.device)
                 if start_batch and self._resume_sums else _EpochSums.zeros(self.device))
         t0 = time.perf_counter()
         bar = _progress(self.steps_per_epoch, f"epoch {epoch}", start_batch,
                         enabled=self.progress and self.is_main)
-        for i, (x, y) in enumerate(self.train_loader):
-            if i < start_batch:
-                continue  # the loader's randomness depends only on (seed, epoch): replayed
+        for i, (x, y) in enumerate(self.train_loader, start=start_batch):
             x, y = self._shard(x), self._shard(y)
             loss, correct = self._step(x, y)
             sums.loss += loss.double() * y.shape[0]
@@ -342,7 +342,7 @@ class Trainer:
         for k, v in sums.stats.items():
             record[f"{k}_mean"] = float(v) / sums.stat_steps[k]
         for split in ("val", "test"):
-            if len(getattr(self.data, f"{split}_y")):
+            if len(getattr(self.data, f"{split}_labels")):
                 record[f"{split}_loss"], record[f"{split}_acc"] = self.evaluate(split)
         if cfg.sharpness_every and ((epoch + 1) % cfg.sharpness_every == 0
                                     or epoch + 1 == cfg.epochs):
@@ -380,10 +380,10 @@ class Trainer:
         cfg = self.config
         if self._hessian_batches is None:
             d = self.data
-            n = min(cfg.sharpness_subset, len(d.train_y))
-            x = _normalized(d.train_x, d.mean, d.std)
+            n = min(cfg.sharpness_subset, len(d.train_labels))
+            x = _normalized(d.train_images, d.mean, d.std)
             self._hessian_batches = sharpness.fixed_subset(
-                (x, torch.as_tensor(d.train_y)), n=n, seed=cfg.seed, batch_size=cfg.batch_size,
+                (x, torch.as_tensor(d.train_labels)), n=n, seed=cfg.seed, batch_size=cfg.batch_size,
                 device=self.device)
         loss_fn = nn.CrossEntropyLoss()
         k = min(cfg.sharpness_k, sum(p.numel() for p in self.model.parameters()))
@@ -510,11 +510,11 @@ def _load_data(config: TrainConfig):
     from ..data import load_dataset
 
     return load_dataset(config.dataset, n_train=config.n_train, n_val=config.n_val,
-                        seed=config.seed)
+                        split_seed=config.seed, download=config.dataset == "cifar10")
 
 
 def _build_model(config: TrainConfig, data) -> nn.Module:
-    c, h, w = data.image_shape
+    h, w, c = data.image_shape
     if config.model == "resnet20":
         if c != 3:
             raise ValueError(f"model 'resnet20' needs 3-channel images; dataset "
@@ -553,8 +553,8 @@ def _lr_lambda(config: TrainConfig, steps_per_epoch: int):
 
 
 def _normalized(images, mean, std) -> torch.Tensor:
-    """uint8 images (N, C, H, W) to normalized float32, as the loaders do it."""
-    x = torch.as_tensor(images).float().div(255)
+    """uint8 images (N, H, W, C) to normalized float32 (N, C, H, W), as the loaders give them."""
+    x = torch.as_tensor(images).permute(0, 3, 1, 2).float().div(255)
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     return (x - m) / s
