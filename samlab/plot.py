@@ -6,6 +6,8 @@ drawn from the same data, with the same colours.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .toy import METHODS, OUTCOMES, Landscape, PhaseDiagram, Trajectory
@@ -13,6 +15,7 @@ from .toy import METHODS, OUTCOMES, Landscape, PhaseDiagram, Trajectory
 #: One colour per method, shared by the plotly widgets and these figures.
 METHOD_COLORS: dict[str, str] = {
     "gd": "#1f77b4",
+    "sgd": "#1f77b4",
     "sam": "#d62728",
     "usam": "#ff7f0e",
     "ssam": "#2ca02c",
@@ -227,3 +230,58 @@ def _run_label(config) -> str:
         method = f"SGD→{method}@{config.switch_epoch}"
     rho = f", ρ={config.rho:g}" if config.method != "sgd" else ""
     return f"{config.name} ({method}{rho})"
+
+
+# -- sweeps ---------------------------------------------------------------------------------
+
+
+def sweep_stats(runs, metric: str, by: Sequence[str]) -> dict[tuple, tuple[float, float, int]]:
+    """``{(values of `by`): (mean, std, n)}`` of a final ``metric`` over the other fields.
+
+    Runs are grouped by the config fields in ``by`` (e.g. ``("method", "rho")``) and
+    ``metric`` (e.g. ``"test_acc"``) is averaged over the rest (typically seeds).
+    Diverged runs count as NaN and are left out of the mean; ``n`` counts the rest.
+    """
+    groups: dict[tuple, list[float]] = {}
+    for run in runs:
+        key = tuple(getattr(run.config, f) for f in by)
+        groups.setdefault(key, []).append(run.final(metric))
+    out = {}
+    for key, vals in groups.items():
+        v = np.asarray([x for x in vals if np.isfinite(x)])
+        out[key] = ((float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0, int(v.size))
+                    if v.size else (float("nan"), float("nan"), 0))
+    return out
+
+
+def sweep_summary(runs, x: str, metrics: Sequence[str], *, by: str = "method",
+                  log_x: bool = True, axes=None):
+    """One panel per metric: its final value against config field ``x``, one line per ``by``.
+
+    Points are the mean over the runs that differ only in other fields (seeds), with
+    a ±1 standard deviation error bar; a diverged setting is marked with an ×.
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.6))
+    axes = np.atleast_1d(axes)
+    for ax, metric in zip(axes, metrics):
+        stats = sweep_stats(runs, metric, (by, x))
+        for group in dict.fromkeys(k[0] for k in stats):
+            pts = sorted((k[1], v) for k, v in stats.items() if k[0] == group)
+            xs = [p[0] for p in pts]
+            mean = np.array([p[1][0] for p in pts])
+            std = np.array([p[1][1] for p in pts])
+            color = METHOD_COLORS.get(str(group))
+            ax.errorbar(xs, mean, yerr=std, marker="o", capsize=3, color=color,
+                        label=str(group).upper() if by == "method" else f"{by}={group}")
+            bad = [xv for xv, m in zip(xs, mean) if not np.isfinite(m)]
+            if bad:
+                finite = mean[np.isfinite(mean)]
+                y = finite.max() if finite.size else 0.0
+                ax.plot(bad, [y] * len(bad), "x", color=color, ms=10, mew=2)
+        ax.set(xlabel=x, ylabel=metric, xscale="log" if log_x else "linear", title=metric)
+        ax.legend(fontsize=8)
+    axes[0].figure.tight_layout()
+    return axes[0].figure

@@ -57,6 +57,8 @@ class TrainConfig:
     sharpness_bn_mode: str = "eval"
     trace_probes: int = 0               # Hutchinson probes for tr(H) (0: skip the trace)
     log_every: int = 0                  # steps between step-level records (0: epochs only)
+    cpu_threads: int | None = None      # torch threads on CPU (None: 1 for models under
+                                        # 200k parameters, whose ops are too small to split)
     runs_dir: str = "runs"
 
     def __post_init__(self) -> None:
@@ -89,6 +91,8 @@ class TrainConfig:
         _integer("sharpness_k", self.sharpness_k, lower=1)
         _integer("trace_probes", self.trace_probes, lower=0)
         _integer("log_every", self.log_every, lower=0)
+        if self.cpu_threads is not None:
+            _integer("cpu_threads", self.cpu_threads, lower=1)
         if self.n_train is not None:
             _integer("n_train", self.n_train, lower=1)
         if self.switch_epoch is not None:

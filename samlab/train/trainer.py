@@ -203,7 +203,7 @@ class Trainer:
         result = None
         for cb in self.callbacks:
             cb.on_train_begin(self)
-        with self._deferred_interrupt():
+        with self._deferred_interrupt(), self._cpu_threads():
             try:
                 for epoch in range(self.start_epoch, cfg.epochs):
                     record = self._train_epoch(epoch)
@@ -226,6 +226,9 @@ class Trainer:
             except TrainingDiverged as err:
                 result = RunResult("diverged", self._epochs_saved(), self.run_dir, str(err),
                                    records)
+                if self.is_main:  # the outcome is part of the run's record
+                    append_metrics(self.run_dir, {"kind": "diverged", "epoch": result.epochs_done,
+                                                  "message": str(err)})
         if result is None:
             result = RunResult("completed", cfg.epochs, self.run_dir,
                                f"completed {cfg.epochs} epochs", records)
@@ -462,6 +465,22 @@ class Trainer:
             done = self.start_epoch * self.steps_per_epoch + self.start_batch
             truncate_metrics(self.run_dir, lambda r: r.get("epoch", -1) < self.start_epoch
                              or (r.get("kind") == "step" and r.get("step", 0) <= done))
+
+    @contextmanager
+    def _cpu_threads(self):
+        """On CPU, small models run faster on one thread (their ops are too small to split)."""
+        n = self.config.cpu_threads
+        if n is None and self.device.type == "cpu":
+            n = 1 if sum(p.numel() for p in self.model.parameters()) < 200_000 else None
+        if n is None or self.device.type != "cpu":
+            yield
+            return
+        previous = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
     # -- interrupts ---------------------------------------------------------------------------
     @contextmanager
