@@ -73,26 +73,29 @@ def trajectories(traj: Trajectory, ax=None, *, levels: int = 30, title: str | No
     return ax
 
 
-def loss_curves(traj: Trajectory, ax=None):
-    """Loss against step for every run of ``traj``."""
+def loss_curves(traj: Trajectory, ax=None, *, values: np.ndarray | None = None,
+                label: str = "loss"):
+    """Loss (or ``values``, ``[steps + 1, ...]``, named ``label``) against step, per run."""
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(5, 3))[1]
-    losses = traj.losses.reshape(traj.losses.shape[0], -1)
+    ys = traj.losses if values is None else values
+    ys = ys.reshape(ys.shape[0], -1)
     methods = traj.method.reshape(-1)
-    for i in range(losses.shape[1]):
+    for i in range(ys.shape[1]):
         m = str(methods[i])
-        ax.plot(losses[:, i], color=METHOD_COLORS[m], label=method_label(m))
-    lo, hi = loss_range(traj)
-    ax.set(xlabel="step", ylabel="loss", ylim=(lo, hi))
+        ax.plot(ys[:, i], color=METHOD_COLORS[m], label=method_label(m))
+    lo, hi = loss_range(traj, values)
+    ax.set(xlabel="step", ylabel=label, ylim=(lo, hi))
     ax.legend(fontsize=8)
     return ax
 
 
-def loss_range(traj: Trajectory) -> tuple[float, float]:
-    """A y-range for loss plots that ignores runs far outside the landscape's window."""
+def loss_range(traj: Trajectory, values: np.ndarray | None = None) -> tuple[float, float]:
+    """A y-range for per-step plots (the loss, or ``values`` per step) that ignores runs
+    far outside the landscape's window."""
     (x0, x1), (y0, y1) = traj.landscape.extent
-    p, loss = traj.positions, traj.losses
+    p, loss = traj.positions, traj.losses if values is None else values
     inside = ((p[..., 0] >= x0) & (p[..., 0] <= x1) & (p[..., 1] >= y0) & (p[..., 1] <= y1))
     vals = loss[inside & np.isfinite(loss)]
     if vals.size == 0:

@@ -8,7 +8,7 @@ are hidden, not deleted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import ipywidgets as W
 import numpy as np
@@ -44,9 +44,12 @@ class Playground:
         rho_range: tuple[float, float] = (1e-3, 10.0),
         max_steps: int = 1000,
         available: Sequence[str] = tuple(METHODS),
+        metric: tuple[str, Callable[[np.ndarray], np.ndarray]] | None = None,
     ):
         self.landscape = landscape if landscape is not None else BoundedSaddle()
         self.available = tuple(available)
+        # The right panel: the loss per step, or (name, f) with f(positions[..., 2]) per step.
+        self.metric = metric
         for m in (*self.available, *methods):
             if m not in METHODS:
                 raise ValueError(f"methods must be among {', '.join(METHODS)}, got {m!r}")
@@ -131,7 +134,7 @@ class Playground:
         land = self.landscape
         xs, ys, Z = plot.landscape_grid(land)
         fig = make_subplots(rows=1, cols=2, column_widths=[0.56, 0.44], horizontal_spacing=0.08,
-                            subplot_titles=(land.name, "loss per step"))
+                            subplot_titles=(land.name, f"{self._metric_name} per step"))
         fig.add_trace(go.Contour(x=xs, y=ys, z=Z, ncontours=30, showscale=False,
                                  colorscale="Greys", reversescale=True, opacity=0.55,
                                  contours=dict(coloring="lines"), name="loss",
@@ -160,7 +163,7 @@ class Playground:
         fig.update_xaxes(range=[x0, x1], title_text="x", row=1, col=1)
         fig.update_yaxes(range=[y0, y1], title_text="y", row=1, col=1)
         fig.update_xaxes(title_text="step", row=1, col=2)
-        fig.update_yaxes(title_text="loss", row=1, col=2)
+        fig.update_yaxes(title_text=self._metric_name, row=1, col=2)
         fig.update_layout(height=430, width=900, margin=dict(l=50, r=20, t=40, b=40),
                           legend=dict(orientation="h", y=-0.15), template="plotly_white",
                           uirevision="playground")
@@ -182,12 +185,23 @@ class Playground:
                 if m in methods:
                     i = methods.index(m)
                     path.x, path.y = traj.positions[:, i, 0], traj.positions[:, i, 1]
-                    loss.x, loss.y = step_axis, traj.losses[:, i]
+                    loss.x, loss.y = step_axis, self._metric_values(traj)[:, i]
                 path.visible = loss.visible = m in methods
             if methods:
-                fig.layout.yaxis2.range = plot.loss_range(traj)
+                fig.layout.yaxis2.range = plot.loss_range(traj, self._metric_values(traj))
         self.status.value = self._status_html(traj) if methods else "<i>no method selected</i>"
         return traj
+
+    @property
+    def _metric_name(self) -> str:
+        return "loss" if self.metric is None else self.metric[0]
+
+    def _metric_values(self, traj: Trajectory) -> np.ndarray:
+        """The right panel's values, ``[steps + 1, runs]``."""
+        if self.metric is None:
+            return traj.losses
+        with np.errstate(all="ignore"):
+            return np.asarray(self.metric[1](traj.positions), dtype=float)
 
     def _status_html(self, traj: Trajectory) -> str:
         rows = []
@@ -202,7 +216,7 @@ class Playground:
                 "<th>final point</th></tr>" + "".join(rows) + "</table>")
 
     def static_figure(self):
-        """The current state as a matplotlib figure (contour + loss), for handouts."""
+        """The current state as a matplotlib figure (contour + right panel), for handouts."""
         import matplotlib.pyplot as plt
 
         if self.trajectory is None:
@@ -210,7 +224,8 @@ class Playground:
         fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4.2),
                                        gridspec_kw=dict(width_ratios=[1.1, 1]))
         plot.trajectories(self.trajectory, ax0)
-        plot.loss_curves(self.trajectory, ax1)
+        values = None if self.metric is None else self._metric_values(self.trajectory)
+        plot.loss_curves(self.trajectory, ax1, label=self._metric_name, values=values)
         fig.tight_layout()
         return fig
 

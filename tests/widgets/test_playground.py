@@ -128,3 +128,17 @@ def test_phase_diagram_figure_colours_every_setting_by_its_outcome():
     np.testing.assert_array_equal(np.asarray(heat.z), pd.codes.T)
     assert np.asarray(heat.customdata).tolist() == pd.outcome.T.tolist()
     np.testing.assert_array_equal(np.asarray(fig.data[1].z, float), predicted.T.astype(float))
+
+
+def test_a_metric_panel_shows_the_metric_of_each_runs_positions():
+    land = toy.Hyperbola()
+    pg = Playground(land, methods=("gd", "sam"), lr=0.05, rho=0.1, steps=200, x0=(2.0, 0.55),
+                    metric=("sharpness x²+y²", land.sharpness))
+    pg.rho_slider.value = 0.2
+    for m in pg.methods:
+        ref = toy.run(land, m, 0.05, pg.rho_slider.value, (2.0, 0.55), 200)
+        shown = np.asarray(pg.figure.data[pg.trace_index(m, "loss")].y, float)
+        np.testing.assert_array_equal(shown, ref.positions[:, 0] ** 2 + ref.positions[:, 1] ** 2)
+    assert "sharpness" in pg.figure.layout.yaxis2.title.text
+    sam = np.asarray(pg.figure.data[pg.trace_index("sam", "loss")].y, float)
+    assert sam[-1] < sam[0]  # SAM drifts toward the flat end of the valley of minima
