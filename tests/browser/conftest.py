@@ -114,7 +114,7 @@ def _copy_notebooks(destination: Path) -> Path:
     shutil.copytree(
         NOTEBOOKS,
         destination,
-        ignore=shutil.ignore_patterns("figures", ".ipynb_checkpoints", "__pycache__"),
+        ignore=shutil.ignore_patterns("figures", "runs", ".ipynb_checkpoints", "__pycache__"),
     )
     now = time.time()
     for path in destination.rglob("*"):

@@ -21,8 +21,10 @@ from typing import Any
 
 import pytest
 
-NOTEBOOK = "01_sam_on_a_saddle.ipynb"
-RUN_ALL_TIMEOUT_S = 120
+# Every notebook with a playground, and how many plotly figures it must render at least
+# (01: the phase diagram and the playground; 02: the same; 03: the playground).
+NOTEBOOKS = {"01_sam_on_a_saddle": 2, "02_why_sam_normalizes": 2, "03_stable_sam": 1}
+RUN_ALL_TIMEOUT_S = 240
 WIDGET_TIMEOUT_S = 30
 PLOT_CHANGE_TIMEOUT_S = 30
 SLIDER_KEY_PRESSES = 10  # ArrowRight on the lr handle: 10 steps of 0.01 in log10(lr)
@@ -298,14 +300,16 @@ def screenshot(page: Any, path: Path) -> None:
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_playground_slider_redraws_trajectories(lab_page, lab_server, artifacts_dir):
+@pytest.mark.parametrize("notebook", list(NOTEBOOKS))
+def test_playground_slider_redraws_trajectories(notebook, lab_page, lab_server, artifacts_dir):
     page = lab_page.page
-    for old in artifacts_dir.glob("*.png"):
+    for old in artifacts_dir.glob(f"{notebook}_*.png"):
         old.unlink()
     failed = True
     with explained_failures(Diagnostics(lab_server, lab_page)):
         try:
-            page.goto(lab_server.url(f"lab/tree/{NOTEBOOK}"), wait_until="domcontentloaded")
+            page.goto(lab_server.url(f"lab/tree/{notebook}.ipynb"),
+                      wait_until="domcontentloaded")
             page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
             wait_for_kernel_idle(lab_page, lab_server, timeout_s=60)
 
@@ -313,8 +317,8 @@ def test_playground_slider_redraws_trajectories(lab_page, lab_server, artifacts_
             state = wait_for_all_cells(lab_page, lab_server, RUN_ALL_TIMEOUT_S)
             assert len(state["prompts"]) > 1, f"too few code cells: {state['prompts']}"
             widgets = wait_for_widgets(page, WIDGET_TIMEOUT_S)
-            # The phase diagram (section 5) and the playground are both FigureWidgets.
-            assert widgets["plots_with_data"] >= 2, f"too few plotly plots rendered: {widgets}"
+            assert widgets["plots_with_data"] >= NOTEBOOKS[notebook], (
+                f"too few plotly plots rendered: {widgets}")
 
             playground = page.locator(PLAYGROUND)
             playground.scroll_into_view_if_needed()
@@ -322,7 +326,7 @@ def test_playground_slider_redraws_trajectories(lab_page, lab_server, artifacts_
             readout = page.locator(LR_READOUT)
             readout_before = readout.inner_text().strip()
             assert before and any(t["x"] for t in before), f"no line traces with data: {before}"
-            screenshot(page, artifacts_dir / "01_before.png")
+            screenshot(page, artifacts_dir / f"{notebook}_before.png")
 
             handle = page.locator(LR_HANDLE)
             handle.focus()
@@ -339,7 +343,7 @@ def test_playground_slider_redraws_trajectories(lab_page, lab_server, artifacts_
                 after = wait_until_stable(page, after, PLOT_CHANGE_TIMEOUT_S)
             readout_after = readout.inner_text().strip()
             playground.scroll_into_view_if_needed()
-            screenshot(page, artifacts_dir / "02_after.png")
+            screenshot(page, artifacts_dir / f"{notebook}_after.png")
 
             assert readout_after != readout_before, (
                 f"the lr readout did not change after {SLIDER_KEY_PRESSES} × ArrowRight on the "
@@ -366,4 +370,4 @@ def test_playground_slider_redraws_trajectories(lab_page, lab_server, artifacts_
                     page.locator(PLAYGROUND).first.scroll_into_view_if_needed(timeout=2000)
                 except Exception:
                     pass
-                screenshot(page, artifacts_dir / "failure.png")
+                screenshot(page, artifacts_dir / f"{notebook}_failure.png")
