@@ -86,6 +86,19 @@ def global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(norms))
 
 
+def _copy_all(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
+    """``dst[i].copy_(src[i])`` for all ``i``: bit-exact, the way that is fastest per device.
+
+    On CUDA one multi-tensor kernel; on a CPU ``_foreach_copy_`` takes a slower path than
+    plain copies (measured on ResNet-20's 65 tensors: 0.5 ms against 0.19 ms).
+    """
+    if dst and dst[0].device.type == "cpu":
+        for d, s in zip(dst, src):
+            d.copy_(s)
+    else:
+        torch._foreach_copy_(dst, src)
+
+
 @contextmanager
 def frozen_bn_stats(model: nn.Module | None = None) -> Iterator[None]:
     """Inside, BatchNorm layers normalize with batch statistics but keep their running ones.
@@ -274,7 +287,7 @@ class SAM(torch.optim.Optimizer):
         key = [id(p) for p in params]
         if self._w is None or self._w_key != key:
             self._w, self._w_key = [torch.empty_like(p) for p in params], key
-        torch._foreach_copy_(self._w, params)
+        _copy_all(self._w, params)
 
         direction, norm = self._ascent_direction(params, grads, grad_norm)
         for idx, rho in self._rho_groups(params):
@@ -317,7 +330,7 @@ class SAM(torch.optim.Optimizer):
             torch._foreach_mul_(grads, gamma)
         else:
             gamma = grad_norm / (ascent_norm + EPS)
-        torch._foreach_copy_(params, self._w)
+        _copy_all(params, self._w)
         if scaler is not None:
             scaler.step(self.base_optimizer)
         else:
