@@ -324,6 +324,11 @@ def _train(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
             run_dir = args.resume
+            # The run directory names the run: a repeated --name/--runs-dir must agree with it.
+            for key, value in (("name", run_dir.name), ("runs_dir", run_dir.parent)):
+                if key in given and Path(given.pop(key)) != Path(value):
+                    raise ValueError(f"--resume {run_dir} is run {run_dir.name!r} in "
+                                     f"{run_dir.parent}; --{key.replace('_', '-')} disagrees")
             config = TrainConfig.load(run_dir / "config.json")
             config = dataclasses.replace(config, runs_dir=str(run_dir.parent),
                                          name=run_dir.name, **given)

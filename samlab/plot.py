@@ -178,6 +178,9 @@ def run_series(records: list[dict]) -> dict[str, tuple[list[float], list[float]]
 
 def _steps_per_epoch(records: list[dict]) -> int:
     for r in records:
+        if r.get("steps_per_epoch"):
+            return int(r["steps_per_epoch"])
+    for r in records:
         if r.get("kind") == "epoch":
             return int(r["step"]) // (int(r["epoch"]) + 1)
     steps = [r for r in records if r.get("kind") == "step"]

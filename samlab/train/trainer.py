@@ -138,6 +138,7 @@ class Trainer:
             self.optimizer, _lr_lambda(config, self.steps_per_epoch))
         self._hessian_batches = None
 
+        self._lr_used = self.optimizer.param_groups[0]["lr"]
         self.start_epoch, self.start_batch = 0, 0
         self._resume_sums: dict[str, Any] | None = None
         self._stop = threading.Event()
@@ -217,7 +218,7 @@ class Trainer:
                     records.append(record)
                     for cb in self.callbacks:
                         cb.on_epoch_end(self, record)
-                    if self._stop.is_set():
+                    if self._stop.is_set() and epoch + 1 < cfg.epochs:
                         result = RunResult(
                             "interrupted", epoch + 1, self.run_dir,
                             f"interrupted after epoch {epoch}; resume with "
@@ -232,7 +233,7 @@ class Trainer:
         if result is None:
             result = RunResult("completed", cfg.epochs, self.run_dir,
                                f"completed {cfg.epochs} epochs", records)
-        if self.is_main and self.progress:
+        if self.is_main:  # how the run ended is said even without progress bars
             print(f"samlab: {result.message}")
         for cb in self.callbacks:
             cb.on_train_end(self, result)
@@ -257,6 +258,7 @@ class Trainer:
             sums.correct += correct
             sums.seen += y.shape[0]
             self._add_stats(sums)
+            self._lr_used = self.optimizer.param_groups[0]["lr"]  # what this step used
             self.scheduler.step()
             bar.update(1)
             step = epoch * self.steps_per_epoch + i + 1
@@ -336,7 +338,7 @@ class Trainer:
             loss_sum, correct, seen = packed[0], packed[1], int(packed[2])
         record: dict[str, Any] = {
             "kind": "epoch", "epoch": epoch, "step": (epoch + 1) * self.steps_per_epoch,
-            "lr": self.scheduler.get_last_lr()[0],
+            "lr": self._lr_used,  # the rate the epoch's last step used
             "sam_active": bool(getattr(self.optimizer, "sam_active", False)),
             "train_loss": float(loss_sum) / max(seen, 1),
             "train_acc": float(correct) / max(seen, 1),
@@ -407,7 +409,7 @@ class Trainer:
     def _log_step(self, epoch: int, step: int, loss: torch.Tensor) -> None:
         stats = getattr(self.optimizer, "last_stats", {})
         record = {"kind": "step", "epoch": epoch, "step": step, "loss": float(loss),
-                  "lr": self.scheduler.get_last_lr()[0],
+                  "lr": self._lr_used, "steps_per_epoch": self.steps_per_epoch,
                   **{k: float(v) for k, v in stats.items() if k != "rho"}}
         if self.is_main:
             append_metrics(self.run_dir, record)
@@ -418,9 +420,12 @@ class Trainer:
         saved = self._epochs_saved()
         keep = (f"the last good checkpoint (after epoch {saved - 1}) is kept in "
                 f"{self.run_dir / CHECKPOINT}") if saved else "no epoch had completed"
-        return (f"the training loss became non-finite during epoch {epoch} (lr={self.config.lr}, "
-                f"rho={self.config.rho}, method={self.config.method}); the run stopped and "
-                f"{keep}. A smaller lr or rho usually helps.")
+        cfg = self.config
+        setting = f"method={cfg.method}, lr={cfg.lr}" + (
+            f", rho={cfg.rho}" if cfg.method != "sgd" else "")
+        smaller = "lr or rho" if cfg.method != "sgd" else "lr"
+        return (f"the training loss became non-finite during epoch {epoch} ({setting}); the "
+                f"run stopped and {keep}. A smaller {smaller} usually helps.")
 
     def _epochs_saved(self) -> int:
         path = self.run_dir / CHECKPOINT

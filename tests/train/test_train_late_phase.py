@@ -1,0 +1,55 @@
+"""Late-phase SAM (Zhou et al.; SPEC §1): with ``switch_epoch=s``, epochs before ``s`` are
+plain SGD (bit-identical to ``method="sgd"``), SAM from ``s`` on; the records say which."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from train_tools import WeightsAfterEachEpoch, digits_config
+from train_truth import assert_identical, read_jsonl
+
+from samlab.train import Trainer
+
+SWITCH, EPOCHS = 2, 3
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The late-phase run and a plain SGD run of the same config, weights after each epoch."""
+    out = {}
+    for name, fields in (("late", dict(method="sam", switch_epoch=SWITCH)),
+                         ("sgd", dict(method="sgd"))):
+        runs_dir = tmp_path_factory.mktemp(name)
+        spy = WeightsAfterEachEpoch()
+        config = digits_config(runs_dir, name, epochs=EPOCHS, n_train=640, **fields)
+        Trainer(config, callbacks=[spy], progress=False).fit()
+        out[name] = (read_jsonl(config.run_dir / "metrics.jsonl"), spy.weights)
+    return out
+
+
+def test_records_before_the_switch_say_sgd_and_have_no_gamma(runs):
+    records = runs["late"][0]
+    for r in records[:SWITCH]:
+        assert r["sam_active"] is False and "gamma_mean" not in r
+
+
+def test_records_from_the_switch_on_say_sam_and_have_gamma(runs):
+    records = runs["late"][0]
+    assert len(records) == EPOCHS
+    for r in records[SWITCH:]:
+        assert r["sam_active"] is True and r["gamma_mean"] > 0
+
+
+def test_epochs_before_the_switch_are_exactly_plain_sgd(runs):
+    late, sgd = runs["late"][1], runs["sgd"][1]
+    for epoch in range(SWITCH):
+        assert_identical(late[epoch], sgd[epoch], f"after epoch {epoch}")
+    for key in ("train_loss", "test_loss", "grad_norm_mean"):
+        assert [r[key] for r in runs["late"][0][:SWITCH]] == \
+            [r[key] for r in runs["sgd"][0][:SWITCH]]
+
+
+def test_from_the_switch_on_the_steps_are_sam_not_sgd(runs):
+    late, sgd = runs["late"][1], runs["sgd"][1]
+    assert late[SWITCH].keys() == sgd[SWITCH].keys()
+    assert not any(torch.equal(late[SWITCH][k], sgd[SWITCH][k]) for k in late[SWITCH])
