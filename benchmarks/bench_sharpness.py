@@ -27,9 +27,9 @@ import torch.nn.functional as F
 
 from samlab import quick_mode, sharpness
 from samlab.data import load_cifar10_jpeg, to_tensor
-from samlab.models import resnet20
+from samlab.models import mlp, resnet20
 
-from .common import Row, median
+from .common import Row, median, timeit
 
 QUICK = quick_mode()
 N_SUBSET = 64 if QUICK else 1000
@@ -110,6 +110,31 @@ def pyhessian_stop(history: list[float]) -> tuple[int, float] | None:
         if abs(previous - current) / (abs(previous) + 1e-6) < 1e-3:
             return c + 1, previous
     return None
+
+
+def small_model_rows() -> list[Row]:
+    """On a small model the per-call overhead of torch.func, not arithmetic, sets the cost."""
+    torch.manual_seed(0)
+    model = mlp(64, 64, 10).eval()
+    gen = torch.Generator().manual_seed(0)
+    X, Y = torch.randn(1000, 64, generator=gen), torch.randint(0, 10, (1000,), generator=gen)
+    batches = sharpness.fixed_subset((X, Y), n=1000, batch_size=128)
+    v = torch.randn(sum(p.numel() for p in model.parameters()), generator=gen)
+    rows = []
+    # One thread: operations this small gain nothing from a second one, and on a busy
+    # machine the idle OpenMP thread's waiting would dominate what is measured.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for mode in ("double_backward", "forward_over_reverse"):
+            t = median(timeit(lambda m=mode: sharpness.hvp(model, F.cross_entropy, batches, v,
+                                                           mode=m), repeat=7))
+            rows.append(Row(f"HVP on a digits-sized MLP, {mode.replace('_', ' ')}", t * 1e3,
+                            "ms", note="mlp(64, 64, 10), 1000 random examples in batches of "
+                                       "128, 1 thread"))
+    finally:
+        torch.set_num_threads(threads)
+    return rows
 
 
 def run() -> list[Row]:
@@ -205,6 +230,7 @@ def run() -> list[Row]:
                         "HVPs", note=f"had not stopped after {power.n_hvp}"))
     rows.append(Row("power iteration (tol=1e-3 on the residual): HVPs until its own rule",
                     power.n_hvp, "HVPs", note=f"converged={power.converged}"))
+    rows += small_model_rows()
     rows.append(Row("whole benchmark", time.perf_counter() - t_start, "s",
                     note="quick mode" if QUICK else ""))
     return rows

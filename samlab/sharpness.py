@@ -32,8 +32,8 @@ Conventions shared by every function:
 - **Memory**: one batch's autograd graph at a time.
 - **Speed**: a product costs a few gradients over the subset. ``mode="auto"`` is
   double backward; ``compile=True`` runs forward-over-reverse through
-  ``torch.compile``, about a third cheaper on ResNet-20 after a compilation of a
-  minute or two per model, mode and batch shape (worth it when sharpness is measured
+  ``torch.compile``, about half the cost on ResNet-20 after a compilation of a
+  minute or so per model, mode and batch shape (worth it when sharpness is measured
   every few epochs). On a CPU, a channels_last model and inputs make every
   convolution, hence every product, faster.
 """
@@ -63,12 +63,13 @@ HVP_MODES = ("auto", "double_backward", "forward_over_reverse")
 METHODS = ("lanczos", "power")
 WHICH = ("LA", "LM")
 
-#: What ``mode="auto"`` uses without and with ``compile=True``. Measured by
-#: ``benchmarks/bench_sharpness.py`` on ResNet-20 (CPU): eager, neither way wins
-#: everywhere (forward-over-reverse is ~20% faster with channels_last weights, double
-#: backward ~7% faster with contiguous ones), and double backward has a fraction of
-#: torch.func's per-call overhead on small models and works with any module that
-#: autograd can differentiate twice; compiled, forward-over-reverse costs ~2.4 gradients.
+#: What ``mode="auto"`` uses without and with ``compile=True``, from
+#: ``benchmarks/bench_sharpness.py``. Eager on ResNet-20 (CPU) the two ways cost about
+#: the same, 5 gradients (forward-over-reverse a little less with channels_last weights,
+#: a little more with contiguous ones); on a small model torch.func's per-call overhead
+#: makes forward-over-reverse several times slower, and double backward works with any
+#: module autograd can differentiate twice. Compiled, forward-over-reverse costs about
+#: 2.6 gradients, and is the only way that compiles.
 AUTO_MODE = {False: "double_backward", True: "forward_over_reverse"}
 
 
@@ -317,8 +318,10 @@ def _compiled_product():
     """``_forward_over_reverse`` through ``torch.compile``, built once per process.
 
     Compiling fuses the many elementwise operations of the tangent passes around the
-    convolutions (on ResNet-20 on a CPU: 2.4 instead of 3.7 gradients per product), at
-    the price of one compilation per model, mode and batch shape (a minute or two).
+    convolutions (ResNet-20 on this CPU: about 2.6 instead of 5 gradients per product),
+    at the price of one compilation per model, mode and batch shape (a minute or so;
+    past torch._dynamo's recompile limit, 8, it runs eagerly). Give the subset equal
+    batches (``n`` a multiple of ``batch_size``) to compile once.
     """
     global _compiled
     if _compiled is None:
@@ -555,7 +558,10 @@ def top_eigenvalues(
       found (as PyHessian), at most ``max_iter`` products per eigenvalue, and a shift
       by a negative eigenvalue when ``which="LA"`` and it dominates.
 
-    The random start is seeded (``seed``) on the CPU.
+    Lanczos needs far fewer products than power iteration for the same ``tol``; it keeps
+    its basis, up to ``max_iter`` vectors of the parameters' size, in memory. The random
+    start is seeded (``seed``) on the CPU, so a seed gives the same start on every device.
+    ``eigenvectors=True`` returns them as the rows of a ``(k, n)`` tensor.
     """
     batches, params = _setup(model, loss_fn, batches, params, bn_mode, mode, compile)
     n = sum(p.numel() for p in params)

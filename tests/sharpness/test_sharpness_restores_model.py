@@ -1,0 +1,155 @@
+"""Every measurement borrows the model and gives it back exactly (STYLE: "restore what you
+borrow"): weights and buffers bit-identical, each module's ``training`` flag, each
+parameter's ``requires_grad`` and ``.grad``; also when the loss raises half-way.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from sharpness_truth import exact_hessian, tiny_batches, tiny_mlp
+from torch import nn
+
+from samlab import sharpness
+from samlab.models import small_cnn
+
+
+def cnn_and_batches():
+    torch.manual_seed(0)
+    model = small_cnn(num_classes=3, width=4).double()
+    gen = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(n, 3, 8, 8, generator=gen, dtype=torch.float64),
+                torch.randint(0, 3, (n,), generator=gen)) for n in (6, 4)]
+    return model, batches
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def measure(name: str, model: nn.Module, batches, loss_fn=F.cross_entropy, **options):
+    """One small call of each public measurement."""
+    if name.startswith("hvp"):
+        v = torch.ones(n_params(model), dtype=torch.float64)
+        return sharpness.hvp(model, loss_fn, batches, v, mode=name.removeprefix("hvp-"),
+                             **options)
+    if name in ("lanczos", "power"):
+        return sharpness.top_eigenvalues(model, loss_fn, batches, k=2, method=name,
+                                         max_iter=4, **options)
+    if name == "trace":
+        return sharpness.hessian_trace(model, loss_fn, batches, n_probes=2, **options)
+    return sharpness.spectral_density(model, loss_fn, batches, n_probes=1, n_steps=3, **options)
+
+
+NAMES = ["hvp-double_backward", "hvp-forward_over_reverse", "lanczos", "power", "trace",
+         "density"]
+
+
+def snapshot(model: nn.Module) -> dict:
+    return {
+        "state": {k: v.clone() for k, v in model.state_dict(keep_vars=True).items()},
+        "training": {name: m.training for name, m in model.named_modules()},
+        "requires_grad": {name: p.requires_grad for name, p in model.named_parameters()},
+        "grad": {name: None if p.grad is None else p.grad.clone()
+                 for name, p in model.named_parameters()},
+        "tracking": {name: m.track_running_stats for name, m in model.named_modules()
+                     if isinstance(m, nn.modules.batchnorm._BatchNorm)},
+    }
+
+
+def assert_unchanged(model: nn.Module, before: dict) -> None:
+    after = snapshot(model)
+    for key, value in before["state"].items():
+        assert torch.equal(after["state"][key], value), f"{key} changed"
+        assert after["state"][key].dtype == value.dtype
+    for part in ("training", "requires_grad", "tracking"):
+        assert after[part] == before[part], part
+    for name, g in before["grad"].items():
+        if g is None:
+            assert after["grad"][name] is None, f"{name}.grad appeared"
+        else:
+            assert torch.equal(after["grad"][name], g), f"{name}.grad changed"
+
+
+def borrowed_state(model: nn.Module) -> None:
+    """A state worth restoring: train mode but one submodule in eval, one tensor frozen,
+    some ``.grad`` set and some None."""
+    model.train()
+    list(model.children())[1].eval()
+    params = list(model.parameters())
+    params[-1].requires_grad_(False)
+    params[0].grad = torch.full_like(params[0], 0.25)
+
+
+@pytest.mark.parametrize("bn_mode", ["eval", "train"])
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("build", ["mlp-bn", "cnn-bn"])
+def test_measurement_leaves_weights_buffers_modes_flags_and_grads_exactly_as_found(
+        build, name, bn_mode):
+    model, batches = (tiny_mlp(batch_norm=True), tiny_batches()) if build == "mlp-bn" \
+        else cnn_and_batches()
+    borrowed_state(model)
+    before = snapshot(model)
+    measure(name, model, batches, bn_mode=bn_mode)
+    assert_unchanged(model, before)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_model_is_restored_even_when_the_loss_raises_half_way(name):
+    model, batches = tiny_mlp(batch_norm=True), tiny_batches()
+    borrowed_state(model)
+    before = snapshot(model)
+    calls = []
+
+    def failing_loss(outputs, targets):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return F.cross_entropy(outputs, targets)
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        measure(name, model, batches, failing_loss, bn_mode="train")
+    assert_unchanged(model, before)
+
+
+def test_hvp_works_inside_torch_no_grad():
+    model, batches = tiny_mlp(), tiny_batches()
+    v = torch.ones(n_params(model), dtype=torch.float64)
+    expected = sharpness.hvp(model, F.cross_entropy, batches, v)
+    with torch.no_grad():
+        torch.testing.assert_close(sharpness.hvp(model, F.cross_entropy, batches, v), expected,
+                                   rtol=0, atol=0)
+
+
+def test_params_selects_a_block_of_the_hessian_and_leaves_the_others_frozen_as_found():
+    model, batches = tiny_mlp(), tiny_batches()
+    H = exact_hessian(model, batches)
+    last = list(model.parameters())[-2:]  # the output layer's weight and bias
+    block = sum(p.numel() for p in last)
+    v = torch.randn(block, dtype=torch.float64)
+    Hv = sharpness.hvp(model, F.cross_entropy, batches, v, params=last)
+    torch.testing.assert_close(Hv, H[-block:, -block:] @ v, rtol=0, atol=1e-12)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_train_mode_batchnorm_uses_batch_statistics_and_eval_mode_the_running_ones():
+    model, batches = tiny_mlp(batch_norm=True), tiny_batches()
+    v = torch.ones(n_params(model), dtype=torch.float64)
+    for bn_mode in ("eval", "train"):
+        torch.testing.assert_close(
+            sharpness.hvp(model, F.cross_entropy, batches, v, bn_mode=bn_mode),
+            exact_hessian(model, batches, bn_mode) @ v, rtol=0, atol=1e-12)
+
+
+def test_dropout_is_off_during_a_measurement_even_in_a_training_model():
+    torch.manual_seed(0)
+    with_dropout = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Dropout(0.5),
+                                 nn.Linear(8, 4)).double().train()
+    without = nn.Sequential(*[m for m in with_dropout if not isinstance(m, nn.Dropout)])
+    batches = tiny_batches()
+    v = torch.ones(n_params(with_dropout), dtype=torch.float64)
+    torch.testing.assert_close(sharpness.hvp(with_dropout, F.cross_entropy, batches, v),
+                               sharpness.hvp(without, F.cross_entropy, batches, v),
+                               rtol=0, atol=0)
+    assert with_dropout.training and with_dropout[2].training
