@@ -1,7 +1,11 @@
 """samlab: a workbench for learning and researching sharpness-aware minimization.
 
-The NumPy world of exact 2D landscapes lives in :mod:`samlab.toy`; the
-interactive figures in :mod:`samlab.widgets`; static figures in :mod:`samlab.plot`.
+- :mod:`samlab.toy`: exact 2D landscapes and the SAM family in NumPy, vectorized.
+- :mod:`samlab.optim`: SAM, USAM, SSAM, ASAM for PyTorch, with late-phase switching.
+- :mod:`samlab.sharpness`: Hessian eigenvalues, trace and spectral density by HVPs.
+- :mod:`samlab.models`, :mod:`samlab.data`, :mod:`samlab.train`: ResNet-20 on CIFAR-10
+  (and digits) with a GPU-resident loader, a resumable trainer and ``samlab train``.
+- :mod:`samlab.widgets` (interactive) and :mod:`samlab.plot` (static) figures.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ least-squares gradient: per rank ``r``, ``g_r = ∇L_r(w)``, ``w_r = w + ρ·g_r
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+from localnet import free_port
 from sam_truth import (
     GUARD,
     HandSGD,
@@ -41,15 +41,6 @@ pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()),
     reason="torch.distributed with the gloo backend is not available in this torch build",
 )
-
-
-def free_port() -> int:
-    try:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-    except OSError as err:
-        pytest.skip(f"cannot open a TCP socket on 127.0.0.1 for the gloo rendezvous: {err}")
 
 
 def launch(setup_path: Path, out_dir: Path) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+from localnet import free_port
 from train_tools import StopAfterEpochs, digits_config
 from train_truth import epoch_records, load_weights_only, read_jsonl
 
@@ -34,15 +34,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 180
 FLAGS = ["--dataset", "digits", "--model", "mlp", "--method", "sgd", "--epochs", "2",
          "--batch-size", "64", "--lr", "0.05", "--no-progress"]
-
-
-def free_port() -> int:
-    try:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-    except OSError as err:
-        pytest.skip(f"cannot open a TCP socket on 127.0.0.1 for the gloo rendezvous: {err}")
 
 
 def children(pid: int) -> list[int]:
