@@ -54,7 +54,9 @@ from samlab.train import TrainConfig
 from samlab.train.sweep import sweep
 from samlab.widgets import Playground, phase_diagram_figure
 
-QUICK = samlab.quick_mode()  # SAMLAB_QUICK=1 (CI) shrinks the grids and the sweep
+# Quick mode: smaller grids and a shorter sweep, same experiments (seconds instead of
+# minutes). SAMLAB_QUICK=1 turns it on (CI does); or write QUICK = True here.
+QUICK = samlab.quick_mode()
 GRID = 60 if QUICK else 150
 print(f"samlab {samlab.__version__}, quick mode: {QUICK}")
 

@@ -63,7 +63,9 @@ from samlab.train import TrainConfig
 from samlab.train.sweep import sweep
 from samlab.widgets import Playground
 
-QUICK = samlab.quick_mode()  # SAMLAB_QUICK=1 (CI): fewer epochs, same experiments
+# Quick mode: smaller grids and a shorter sweep, same experiments (seconds instead of
+# minutes). SAMLAB_QUICK=1 turns it on (CI does); or write QUICK = True here.
+QUICK = samlab.quick_mode()
 print(f"samlab {samlab.__version__}, quick mode: {QUICK}")
 
 # %% [markdown]
