@@ -117,8 +117,11 @@ def run(device: str | None = None) -> list[Row]:
     sam_ratio = t["SAM, device loader"] / t["SGD, device loader"]
     late = SWITCH + (1 - SWITCH) * sam_ratio
     rows.append(Row("SAM / SGD epoch time", sam_ratio, "x"))
+    # 0.875 + 0.125·(SAM/SGD): the goal (an H100 goal, with the other epoch-time goals) holds
+    # iff SAM costs at most 2.2 SGD epochs.
     rows.append(Row("late-phase total cost / SGD (switch at 87.5% of epochs)", late, "x",
-                    "<= 1.15x", late <= 1.15, note="from the measured epoch times"))
+                    "<= 1.15x (H100)" if cuda else "", late <= 1.15 if cuda else None,
+                    note="0.875 + 0.125 x the measured SAM/SGD epoch ratio"))
 
     # λ_max: top-2 Lanczos on a fixed training subset, as the trainer measures it (5,000
     # examples; on a CPU 1,000, and the row says so).
