@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import samlab
-from samlab.paths import data_dir
+from samlab.paths import CIFAR10_FILES, CIFAR10_FOLDER, data_dir
 
 # Distribution names whose versions `samlab doctor` reports, in the order it reports them.
 PACKAGES = (
@@ -34,13 +34,6 @@ PACKAGES = (
     "jupytext",
 )
 
-# torchvision's canonical layout of CIFAR-10 (the "python version" archive, extracted).
-CIFAR10_FOLDER = "cifar-10-batches-py"
-CIFAR10_FILES = (
-    *(f"data_batch_{i}" for i in range(1, 6)),
-    "test_batch",
-    "batches.meta",
-)
 
 # Where JupyterLab finds the browser side of each widget library.
 IPYWIDGETS_LABEXTENSION = "@jupyter-widgets/jupyterlab-manager"

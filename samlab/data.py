@@ -38,7 +38,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .paths import data_dir
+from .paths import (
+    CIFAR10_FILES,
+    CIFAR10_FOLDER,
+    CIFAR10_META_FILE,
+    CIFAR10_TEST_FILE,
+    CIFAR10_TRAIN_FILES,
+    data_dir,
+)
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -55,12 +62,6 @@ RANDOM_LABEL = "random uint8 images (timing only)"
 
 DATASETS = ("cifar10", "cifar10-jpeg", "digits", "random")
 
-# torchvision's layout of CIFAR-10 (the "python version" archive, extracted).
-CIFAR10_FOLDER = "cifar-10-batches-py"
-CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-CIFAR10_TEST_FILE = "test_batch"
-CIFAR10_META_FILE = "batches.meta"
-CIFAR10_FILES = (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE, CIFAR10_META_FILE)
 
 JPEG_NAME = "cifar10-jpeg.npz"
 

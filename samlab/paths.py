@@ -16,3 +16,12 @@ def data_dir() -> Path:
     if override:
         return Path(override).expanduser()
     return Path(__file__).resolve().parent.parent / "data"
+
+
+# torchvision's layout of CIFAR-10 (the "python version" archive, extracted). Here rather than
+# in samlab.data so that `samlab doctor` can look for it without importing torch.
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST_FILE = "test_batch"
+CIFAR10_META_FILE = "batches.meta"
+CIFAR10_FILES = (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE, CIFAR10_META_FILE)
