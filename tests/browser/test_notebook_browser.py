@@ -170,10 +170,16 @@ def dismiss_dialogs(lab_page: Any) -> None:
             text = dialog.inner_text(timeout=2000)
         except Exception:
             continue
-        lab_page.dialogs.append(text)
         if "Select Kernel" in text:
-            dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+            # Accept once per page. A dialog that is still closing stays in the DOM for a
+            # moment; clicking its "Select" again would start a new kernel each time and
+            # replace the one running the notebook (seen in CI: cells then failed with
+            # NameError in a fresh kernel).
+            if not any("Select Kernel" in d for d in lab_page.dialogs):
+                lab_page.dialogs.append(text)
+                dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
         else:
+            lab_page.dialogs.append(text)
             page.keyboard.press("Escape")
     toast_close = ".Toastify__toast [title='Hide notification'], .Toastify__close-button"
     for close in page.locator(toast_close).all():
@@ -308,7 +314,9 @@ def test_playground_slider_redraws_trajectories(notebook, lab_page, lab_server, 
     failed = True
     with explained_failures(Diagnostics(lab_server, lab_page)):
         try:
-            page.goto(lab_server.url(f"lab/tree/{notebook}.ipynb"),
+            # ?reset: a fresh workspace, not the one the previous notebook's test left (which
+            # would reopen that notebook, with its kernel and widgets, beside this one).
+            page.goto(lab_server.url(f"lab/tree/{notebook}.ipynb?reset"),
                       wait_until="domcontentloaded")
             page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
             wait_for_kernel_idle(lab_page, lab_server, timeout_s=60)
