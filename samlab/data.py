@@ -888,15 +888,16 @@ def torchvision_loader(
     )
 
 
-def to_tensor(images: np.ndarray, normalize: bool = True) -> torch.Tensor:
-    """uint8 NHWC images to a float32 NCHW tensor, normalized with CIFAR-10's statistics.
+def to_tensor(images: np.ndarray, normalize: bool = True, *,
+              mean: Sequence[float] = CIFAR10_MEAN,
+              std: Sequence[float] = CIFAR10_STD) -> torch.Tensor:
+    """uint8 NHWC images to a float32 NCHW tensor, ``(x/255 − mean)/std`` per channel.
 
-    For a handful of images (a figure, a probe); training batches come from
-    :class:`DeviceLoader`.
+    CIFAR-10's statistics by default. For a fixed set of images (a figure, the Hessian
+    subset); training batches come from :class:`DeviceLoader`.
     """
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
     if normalize:
-        mean = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
-        x = (x - mean) / std
+        c = x.shape[1]
+        x = (x - torch.tensor(mean).view(1, c, 1, 1)) / torch.tensor(std).view(1, c, 1, 1)
     return x.contiguous()

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import models, sharpness
+from ..data import to_tensor
 from ..optim import SAM, global_norm
 from .checkpoint import (
     CHECKPOINT,
@@ -386,7 +387,7 @@ class Trainer:
         if self._hessian_batches is None:
             d = self.data
             n = min(cfg.sharpness_subset, len(d.train_labels))
-            x = _normalized(d.train_images, d.mean, d.std)
+            x = to_tensor(d.train_images, mean=d.mean, std=d.std)
             self._hessian_batches = sharpness.fixed_subset(
                 (x, torch.as_tensor(d.train_labels)), n=n, seed=cfg.seed, batch_size=cfg.batch_size,
                 device=self.device)
@@ -574,14 +575,6 @@ def _lr_lambda(config: TrainConfig, steps_per_epoch: int):
         return 1.0
 
     return factor
-
-
-def _normalized(images, mean, std) -> torch.Tensor:
-    """uint8 images (N, H, W, C) to normalized float32 (N, C, H, W), as the loaders give them."""
-    x = torch.as_tensor(images).permute(0, 3, 1, 2).float().div(255)
-    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-    return (x - m) / s
 
 
 def _progress(total: int, desc: str, initial: int, enabled: bool):
