@@ -10,18 +10,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .toy import METHODS, OUTCOMES, Landscape, PhaseDiagram, Trajectory
-
-#: One colour per method, shared by the plotly widgets and these figures.
-METHOD_COLORS: dict[str, str] = {
-    "gd": "#1f77b4",
-    "sgd": "#1f77b4",
-    "sam": "#d62728",
-    "usam": "#ff7f0e",
-    "ssam": "#2ca02c",
-    "asam": "#9467bd",
-    "rsam": "#8c564b",
-}
+from .methods import color as method_color
+from .methods import get_method
+from .methods import label as method_label
+from .toy import OUTCOMES, Landscape, PhaseDiagram, Trajectory
 
 #: One colour per outcome (same order as :data:`samlab.toy.OUTCOMES`).
 OUTCOME_COLORS: dict[str, str] = {
@@ -41,11 +33,7 @@ def landscape_grid(landscape: Landscape, n: int = 121):
     (x0, x1), (y0, y1) = landscape.extent
     xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
     X, Y = np.meshgrid(xs, ys)
-    return xs, ys, landscape._loss(X, Y)
-
-
-def method_label(name: str) -> str:
-    return METHODS[name].label
+    return xs, ys, landscape.loss_xy(X, Y)
 
 
 def trajectories(traj: Trajectory, ax=None, *, levels: int = 30, title: str | None = None):
@@ -64,8 +52,8 @@ def trajectories(traj: Trajectory, ax=None, *, levels: int = 30, title: str | No
     for i in range(runs.shape[1]):
         m = str(methods[i])
         ax.plot(runs[:, i, 0], runs[:, i, 1], ".-", ms=2.5, lw=1,
-                color=METHOD_COLORS[m], label=f"{method_label(m)}: {outcomes[i]}")
-        ax.plot(*runs[0, i], "o", color=METHOD_COLORS[m], mfc="white")
+                color=method_color(m), label=f"{method_label(m)}: {outcomes[i]}")
+        ax.plot(*runs[0, i], "o", color=method_color(m), mfc="white")
     (x0, x1), (y0, y1) = land.extent
     ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x", ylabel="y",
            title=title or f"{land.name}: lr={_fmt(traj.lr)}, ρ={_fmt(traj.rho)}")
@@ -84,7 +72,7 @@ def loss_curves(traj: Trajectory, ax=None, *, values: np.ndarray | None = None,
     methods = traj.method.reshape(-1)
     for i in range(ys.shape[1]):
         m = str(methods[i])
-        ax.plot(ys[:, i], color=METHOD_COLORS[m], label=method_label(m))
+        ax.plot(ys[:, i], color=method_color(m), label=method_label(m))
     lo, hi = loss_range(traj, values)
     ax.set(xlabel="step", ylabel=label, ylim=(lo, hi))
     ax.legend(fontsize=8)
@@ -198,7 +186,7 @@ def plot_run(run_dirs, *, labels: list[str] | None = None, axes=None):
     """
     import matplotlib.pyplot as plt
 
-    from .train.trainer import read_run
+    from .train.rundir import read_run
 
     run_dirs = [run_dirs] if isinstance(run_dirs, (str, bytes)) or hasattr(run_dirs, "is_dir") \
         else list(run_dirs)
@@ -211,7 +199,7 @@ def plot_run(run_dirs, *, labels: list[str] | None = None, axes=None):
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, run_dir in enumerate(run_dirs):
         config, records = read_run(run_dir)
-        name = labels[i] if labels else _run_label(config)
+        name = labels[i] if labels else run_label(config)
         series = run_series(records)
         color = colors[i % len(colors)]
         for ax, (title, ylabel, lines) in zip(axes, RUN_PANELS):
@@ -230,11 +218,12 @@ def plot_run(run_dirs, *, labels: list[str] | None = None, axes=None):
     return axes[0].figure
 
 
-def _run_label(config) -> str:
-    method = config.method.upper()
+def run_label(config) -> str:
+    """``name (METHOD, ρ=…)``: how figures and dashboards name a training run."""
+    method = method_label(config.method)
     if config.switch_epoch is not None:
-        method = f"SGD→{method}@{config.switch_epoch}"
-    rho = f", ρ={config.rho:g}" if config.method != "sgd" else ""
+        method = f"{method_label('sgd')}→{method}@{config.switch_epoch}"
+    rho = f", ρ={config.rho:g}" if get_method(config.method).has_ascent else ""
     return f"{config.name} ({method}{rho})"
 
 
@@ -279,9 +268,9 @@ def sweep_summary(runs, x: str, metrics: Sequence[str], *, by: str = "method",
             xs = [p[0] for p in pts]
             mean = np.array([p[1][0] for p in pts])
             std = np.array([p[1][1] for p in pts])
-            color = METHOD_COLORS.get(str(group))
+            color = method_color(str(group)) if by == "method" else None
             ax.errorbar(xs, mean, yerr=std, marker="o", capsize=3, color=color,
-                        label=str(group).upper() if by == "method" else f"{by}={group}")
+                        label=method_label(str(group)) if by == "method" else f"{by}={group}")
             bad = [xv for xv, m in zip(xs, mean) if not np.isfinite(m)]
             if bad:
                 finite = mean[np.isfinite(mean)]

@@ -1,4 +1,4 @@
-"""The NumPy world: exact 2D landscapes and the SAM family, vectorized (SPEC §1–2).
+"""The NumPy world: exact 2D landscapes and the SAM family, vectorized (docs/toy.md).
 
 >>> from samlab import toy
 >>> saddle = toy.BoundedSaddle()
@@ -7,6 +7,7 @@
 ['converged', 'trapped']
 """
 
+from ..methods import EPS, METHODS, Method, get_method
 from . import theory
 from .landscapes import (
     BoundedSaddle,
@@ -17,8 +18,8 @@ from .landscapes import (
     SaddleQuadratic,
     SharpFlatValley,
 )
-from .methods import EPS, METHODS, Method, get_method
-from .simulate import OUTCOMES, PhaseDiagram, Trajectory, phase_diagram, run
+from .outcomes import OUTCOMES
+from .simulate import PhaseDiagram, Trajectory, phase_diagram, run
 
 __all__ = [
     "EPS", "METHODS", "OUTCOMES", "BoundedSaddle", "ConvexQuadratic", "CriticalPoint",

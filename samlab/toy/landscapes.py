@@ -1,11 +1,11 @@
-"""Exact 2D loss landscapes with closed-form gradients and Hessians (SPEC §2).
+"""Exact 2D loss landscapes with closed-form gradients and Hessians (docs/toy.md#closed-forms).
 
 Every landscape is a function of a point ``p = (x, y)`` and is vectorized over
 leading batch dimensions: ``loss(p)`` takes ``p[..., 2]`` and returns ``[...]``,
 ``grad`` returns ``[..., 2]`` and ``hessian`` returns ``[..., 2, 2]``.
 
-Internally each landscape implements ``_loss(x, y)``, ``_grad(x, y)`` and
-``_hessian(x, y)`` on separate coordinate arrays: the optimizers in
+Internally each landscape implements ``loss_xy(x, y)``, ``grad_xy(x, y)`` and
+``hessian_xy(x, y)`` on separate coordinate arrays: the optimizers in
 :mod:`samlab.toy.methods` call these directly, because splitting the
 coordinates avoids a stack/unstack per step and makes a 200 x 200 phase
 diagram interactive.
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
+from .. import validate
 
 Kind = Literal["minimum", "saddle", "maximum"]
 
@@ -41,9 +43,9 @@ def _as_points(p: np.ndarray | list | tuple) -> np.ndarray:
 class Landscape:
     """Base class: a 2D loss with exact derivatives and known critical points.
 
-    Subclasses set :attr:`critical_points` and implement ``_loss``, ``_grad``
-    and ``_hessian``. Landscapes whose minima form a curve (a manifold of
-    minima) also implement :meth:`_minimum_residual`.
+    Subclasses set :attr:`critical_points` and implement ``loss_xy``, ``grad_xy``
+    and ``hessian_xy``. Landscapes whose minima form a curve (a manifold of
+    minima) also implement :meth:`minimum_residual_xy`.
     """
 
     name: str = "landscape"
@@ -62,18 +64,18 @@ class Landscape:
     def loss(self, p: np.ndarray) -> np.ndarray:
         """The loss at points ``p[..., 2]``."""
         p = _as_points(p)
-        return self._loss(p[..., 0], p[..., 1])
+        return self.loss_xy(p[..., 0], p[..., 1])
 
     def grad(self, p: np.ndarray) -> np.ndarray:
         """The gradient at points ``p[..., 2]``, shape ``[..., 2]``."""
         p = _as_points(p)
-        gx, gy = self._grad(p[..., 0], p[..., 1])
+        gx, gy = self.grad_xy(p[..., 0], p[..., 1])
         return np.stack(np.broadcast_arrays(gx, gy), axis=-1)
 
     def hessian(self, p: np.ndarray) -> np.ndarray:
         """The Hessian at points ``p[..., 2]``, shape ``[..., 2, 2]``."""
         p = _as_points(p)
-        hxx, hxy, hyy = (np.asarray(h, dtype=float) for h in self._hessian(p[..., 0], p[..., 1]))
+        hxx, hxy, hyy = (np.asarray(h, dtype=float) for h in self.hessian_xy(p[..., 0], p[..., 1]))
         hxx, hxy, hyy = np.broadcast_arrays(hxx, hxy, hyy)
         return np.stack([np.stack([hxx, hxy], -1), np.stack([hxy, hyy], -1)], -2)
 
@@ -90,19 +92,19 @@ class Landscape:
         if not self.has_minimum_manifold:
             raise NotImplementedError(f"{self.name} has isolated minima, not a manifold")
         p = _as_points(p)
-        return self._minimum_residual(p[..., 0], p[..., 1])
+        return self.minimum_residual_xy(p[..., 0], p[..., 1])
 
     # -- subclass hooks on coordinate arrays --------------------------------------
-    def _loss(self, x, y):
+    def loss_xy(self, x, y):
         raise NotImplementedError
 
-    def _grad(self, x, y):
+    def grad_xy(self, x, y):
         raise NotImplementedError
 
-    def _hessian(self, x, y):
+    def hessian_xy(self, x, y):
         raise NotImplementedError
 
-    def _minimum_residual(self, x, y):
+    def minimum_residual_xy(self, x, y):
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -113,11 +115,8 @@ class Landscape:
         return f"{type(self).__name__}({fields})"
 
 
-def _positive(name: str, value: float) -> float:
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
+def _positive(name: str, value) -> float:
+    return validate.number(name, value, low=0.0, strict_low=True)
 
 
 class SaddleQuadratic(Landscape):
@@ -139,13 +138,13 @@ class SaddleQuadratic(Landscape):
     def H(self) -> np.ndarray:
         return np.diag([self.a, -self.b])
 
-    def _loss(self, x, y):
+    def loss_xy(self, x, y):
         return 0.5 * (self.a * x * x - self.b * y * y)
 
-    def _grad(self, x, y):
+    def grad_xy(self, x, y):
         return self.a * x, -self.b * y
 
-    def _hessian(self, x, y):
+    def hessian_xy(self, x, y):
         shape = np.broadcast_shapes(np.shape(x), np.shape(y))
         return np.full(shape, self.a), np.zeros(shape), np.full(shape, -self.b)
 
@@ -172,14 +171,14 @@ class BoundedSaddle(Landscape):
         r = 1.6 * y_min
         self.extent = ((-r, r), (-r, r))
 
-    def _loss(self, x, y):
+    def loss_xy(self, x, y):
         y2 = y * y
         return 0.5 * self.a * x * x - 0.5 * self.b * y2 + 0.25 * self.c * y2 * y2
 
-    def _grad(self, x, y):
+    def grad_xy(self, x, y):
         return self.a * x, y * (self.c * y * y - self.b)
 
-    def _hessian(self, x, y):
+    def hessian_xy(self, x, y):
         x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
         return np.full(x.shape, self.a), np.zeros(x.shape), 3.0 * self.c * y * y - self.b
 
@@ -194,10 +193,10 @@ class ConvexQuadratic(Landscape):
     name = "convex quadratic"
 
     def __init__(self, eigenvalues: tuple[float, float] = (1.0, 0.1), angle: float = 0.0):
-        if len(eigenvalues) != 2:
-            raise ValueError(f"eigenvalues must be two numbers, got {eigenvalues!r}")
+        if isinstance(eigenvalues, (str, bytes)) or np.shape(eigenvalues) != (2,):
+            raise validate.fail("eigenvalues", "two numbers > 0", eigenvalues)
         self.eigenvalues = tuple(_positive("eigenvalues", v) for v in eigenvalues)
-        self.angle = float(angle)
+        self.angle = validate.number("angle", angle)
         c, s = math.cos(self.angle), math.sin(self.angle)
         rot = np.array([[c, -s], [s, c]])
         self._H = rot @ np.diag(self.eigenvalues) @ rot.T
@@ -207,15 +206,15 @@ class ConvexQuadratic(Landscape):
     def H(self) -> np.ndarray:
         return self._H.copy()
 
-    def _loss(self, x, y):
+    def loss_xy(self, x, y):
         (hxx, hxy), (_, hyy) = self._H
         return 0.5 * (hxx * x * x + 2.0 * hxy * x * y + hyy * y * y)
 
-    def _grad(self, x, y):
+    def grad_xy(self, x, y):
         (hxx, hxy), (_, hyy) = self._H
         return hxx * x + hxy * y, hxy * x + hyy * y
 
-    def _hessian(self, x, y):
+    def hessian_xy(self, x, y):
         shape = np.broadcast_shapes(np.shape(x), np.shape(y))
         (hxx, hxy), (_, hyy) = self._H
         return np.full(shape, hxx), np.full(shape, hxy), np.full(shape, hyy)
@@ -243,19 +242,19 @@ class Hyperbola(Landscape):
         p = _as_points(p)
         return p[..., 0] ** 2 + p[..., 1] ** 2
 
-    def _loss(self, x, y):
+    def loss_xy(self, x, y):
         r = x * y - 1.0
         return 0.5 * r * r
 
-    def _grad(self, x, y):
+    def grad_xy(self, x, y):
         r = x * y - 1.0
         return r * y, r * x
 
-    def _hessian(self, x, y):
+    def hessian_xy(self, x, y):
         x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
         return y * y, 2.0 * x * y - 1.0, x * x
 
-    def _minimum_residual(self, x, y):
+    def minimum_residual_xy(self, x, y):
         # First-order distance to the curve xy = 1: |f'| / |∇(xy)|.
         return np.abs(x * y - 1.0) / np.sqrt(x * x + y * y + 1e-300)
 
@@ -292,17 +291,17 @@ class SharpFlatValley(Landscape):
         d2s = (x * x / w2 - 1.0) / w2 * bump
         return s, ds, d2s
 
-    def _loss(self, x, y):
+    def loss_xy(self, x, y):
         return 0.5 * self._s(x)[0] * y * y
 
-    def _grad(self, x, y):
+    def grad_xy(self, x, y):
         s, ds, _ = self._s(x)
         return 0.5 * ds * y * y, s * y
 
-    def _hessian(self, x, y):
+    def hessian_xy(self, x, y):
         x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
         s, ds, d2s = self._s(x)
         return 0.5 * d2s * y * y, ds * y, s
 
-    def _minimum_residual(self, x, y):
+    def minimum_residual_xy(self, x, y):
         return np.abs(y) + 0.0 * x

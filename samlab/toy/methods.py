@@ -1,159 +1,132 @@
-"""The SAM family on 2D landscapes (SPEC §1), one vectorized step for all.
+"""One step of the SAM family on a 2D landscape, for a whole batch of runs at once.
 
-Every method is an *ascent* ``w_asc = w + ε`` followed by a descent step
-``w ← w − η·d`` taken from ``w`` with the gradient ``d`` measured at ``w_asc``:
-
-=========  ==========================================  ==========================
-method     ascent ``ε``                                descent gradient ``d``
-=========  ==========================================  ==========================
-``gd``     none                                        ``g``
-``sam``    ``ρ·g/‖g‖``             (Foret et al. 2021)  ``∇f(w_asc)``
-``usam``   ``ρ·g``                                     ``∇f(w_asc)``
-``ssam``   ``ρ·g``                 (Tan et al. 2025)    ``γ·∇f(w_asc)``, ``γ = ‖g‖/‖∇f(w_asc)‖``
-``asam``   ``ρ·T²g/‖Tg‖``, ``T = |w| + η_a`` (Kwon 2021)  ``∇f(w_asc)``
-``rsam``   ``ρ·g/‖g‖``  (renormalized SAM)              ``γ·∇f(w_asc)``
-=========  ==========================================  ==========================
-
-Every division by a norm is guarded by ``EPS = 1e-12``: a zero gradient gives
-no perturbation, never NaN.
+The rows of :mod:`samlab.methods` in NumPy (docs/methods.md#the-table): a step climbs
+from ``w`` to ``w_asc = w + ε`` (:func:`perturbation`), measures the gradient there, and
+descends from ``w`` with it, rescaled by ``γ`` (:func:`gamma`) where the method
+renormalizes (:func:`step`). Each run of a batch follows its own row: :class:`Rules`
+holds the rows run by run, as boolean arrays, so runs of different methods step together
+in one pass of array operations (a playground's four methods cost one step, not four).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from functools import cached_property
 
 import numpy as np
 
-EPS = 1e-12
-
-Ascent = Literal["normalized", "unnormalized", "adaptive"]
+from ..methods import EPS, get_method
+from .landscapes import Landscape
 
 
 @dataclass(frozen=True)
-class Method:
-    """One row of the SPEC table: how to ascend, and whether to renormalize."""
+class Rules:
+    """Every run's row of the method table, as boolean arrays that broadcast over the batch.
 
-    name: str
-    ascent: Ascent | None
-    renormalize: bool
-    label: str
-
-    @property
-    def normalized(self) -> bool:
-        """True when the ascent has length ``ρ`` (SAM, ASAM), not ``ρ‖g‖``."""
-        return self.ascent in ("normalized", "adaptive")
-
-
-METHODS: dict[str, Method] = {
-    m.name: m
-    for m in (
-        Method("gd", None, False, "GD"),
-        Method("sam", "normalized", False, "SAM"),
-        Method("usam", "unnormalized", False, "USAM"),
-        Method("ssam", "unnormalized", True, "SSAM"),
-        Method("asam", "adaptive", False, "ASAM"),
-        Method("rsam", "normalized", True, "SAM + renorm"),
-    )
-}
-
-
-def get_method(name: str) -> Method:
-    """The :class:`Method` called ``name``; a clear error for an unknown name."""
-    try:
-        return METHODS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"method must be one of {', '.join(map(repr, METHODS))}, got {name!r}"
-        ) from None
-
-
-@dataclass
-class StepFlags:
-    """Per-run switches of the universal step: Python bools or boolean arrays.
-
-    With Python bools the step skips what the method does not need; with arrays
-    (several methods in one batch) it computes everything and selects. Both give
-    bit-identical results for the same run.
+    The ``any_*``/``all_*`` facts about the whole batch let a step skip the work no run
+    of it needs (a batch of SAM runs never computes ASAM's ``T``).
     """
 
-    ascent: bool | np.ndarray
-    normalized: bool | np.ndarray
-    adaptive: bool | np.ndarray
-    renormalize: bool | np.ndarray
+    ascent: np.ndarray       # has an ascent (every method but SGD/GD)
+    normalized: np.ndarray   # ε has length ρ: SAM, ASAM (and renormalized SAM)
+    adaptive: np.ndarray     # ASAM's T = |w| + η_a
+    renormalize: np.ndarray  # descend with γ·∇f(w_asc)
 
     @classmethod
-    def for_methods(cls, methods: np.ndarray) -> StepFlags:
-        names = np.unique(methods)
-        ms = [get_method(str(n)) for n in names]
-        if len(ms) == 1:
-            m = ms[0]
-            return cls(m.ascent is not None, m.normalized, m.ascent == "adaptive", m.renormalize)
+    def of(cls, methods: np.ndarray) -> Rules:
+        """The rules of an array of method names (any shape)."""
+        names, inverse = np.unique(np.asarray(methods), return_inverse=True)
+        rows = [get_method(str(n)) for n in names]
 
-        def flag(pred) -> bool | np.ndarray:
-            table = {m.name: pred(m) for m in ms}
-            if len(set(table.values())) == 1:  # the same for every run: skip the selection
-                return next(iter(table.values()))
-            return np.vectorize(table.__getitem__, otypes=[bool])(methods)
+        def column(has) -> np.ndarray:
+            return np.array([has(m) for m in rows])[inverse].reshape(np.shape(methods))
 
-        return cls(
-            ascent=True,  # GD joins a mixed batch as an ascent with ρ = 0
-            normalized=flag(lambda m: m.normalized),
-            adaptive=flag(lambda m: m.ascent == "adaptive"),
-            renormalize=flag(lambda m: m.renormalize),
-        )
+        return cls(column(lambda m: m.has_ascent), column(lambda m: m.normalized),
+                   column(lambda m: m.ascent == "adaptive"), column(lambda m: m.renormalize))
+
+    @cached_property
+    def any_ascent(self) -> bool:
+        return bool(self.ascent.any())
+
+    @cached_property
+    def all_ascent(self) -> bool:
+        return bool(self.ascent.all())
+
+    @cached_property
+    def any_adaptive(self) -> bool:
+        return bool(self.adaptive.any())
+
+    @cached_property
+    def any_renormalize(self) -> bool:
+        return bool(self.renormalize.any())
+
+    @cached_property
+    def all_normalized(self) -> bool:
+        return bool(self.normalized.all())
+
+    @cached_property
+    def any_normalized(self) -> bool:
+        return bool(self.normalized.any())
 
 
-def step(landscape, x, y, lr, rho, flags: StepFlags, adaptive_eta: float, noise=None,
-         stats: bool = True):
-    """One step of every run at once, on coordinate arrays ``x`` and ``y``.
+def perturbation(x, y, gx, gy, grad_norm, rho, rules: Rules, adaptive_eta: float):
+    """The ascent ``ε = (εx, εy)`` of every run at ``w = (x, y)``, gradient ``g = (gx, gy)``.
 
-    Returns ``(x_new, y_new, grad_norm, ascent_grad_norm, gamma)``; with
-    ``stats=False`` the last three may be ``None`` when the step itself does not
-    need them (phase diagrams skip that work). ``noise`` is ``None`` or a pair of
-    arrays added to both gradients (the same mini-batch serves the ascent and
-    the descent, SPEC §1).
+    - normalized (SAM):    ``ε = ρ·g / (‖g‖ + 1e-12)``
+    - unnormalized (USAM): ``ε = ρ·g``
+    - adaptive (ASAM):     ``ε = ρ·T²g / (‖Tg‖ + 1e-12)``, ``T = |w| + η_a``
+
+    A run without an ascent gets ``ε = 0`` (its ``ρ`` is taken as 0).
     """
-    gx, gy = landscape._grad(x, y)
-    if noise is not None:
-        gx = gx + noise[0]
-        gy = gy + noise[1]
-    needs_norm = stats or flags.normalized is not False or flags.renormalize is not False
-    grad_norm = np.sqrt(gx * gx + gy * gy) if needs_norm else None
-    if flags.ascent is False:
-        gamma = grad_norm / (grad_norm + EPS) if stats else None
-        return x - lr * gx, y - lr * gy, grad_norm, grad_norm, gamma
-
-    # Ascent: ε = ρ·T²g / N, with T = 1 unless adaptive, N = ‖Tg‖ if normalized else 1.
-    if flags.adaptive is False:
-        ux, uy, n = gx, gy, grad_norm
-    else:
-        tx = np.abs(x) + adaptive_eta
-        ty = np.abs(y) + adaptive_eta
-        if flags.adaptive is not True:
-            tx = np.where(flags.adaptive, tx, 1.0)
-            ty = np.where(flags.adaptive, ty, 1.0)
-        ux, uy = tx * tx * gx, ty * ty * gy
+    if not rules.all_ascent:
+        rho = np.where(rules.ascent, rho, 0.0)
+    ux, uy, n = gx, gy, grad_norm
+    if rules.any_adaptive:  # T = 1 for the other runs: their T²g and ‖Tg‖ are g and ‖g‖
+        tx = np.where(rules.adaptive, np.abs(x) + adaptive_eta, 1.0)
+        ty = np.where(rules.adaptive, np.abs(y) + adaptive_eta, 1.0)
         tgx, tgy = tx * gx, ty * gy
-        n = np.sqrt(tgx * tgx + tgy * tgy)
-    if flags.normalized is True:
+        ux, uy, n = tx * tx * gx, ty * ty * gy, np.sqrt(tgx * tgx + tgy * tgy)
+    if rules.all_normalized:
         scale = rho / (n + EPS)
-    elif flags.normalized is False:
-        scale = rho
+    elif rules.any_normalized:
+        scale = np.where(rules.normalized, rho / (n + EPS), rho)
     else:
-        scale = np.where(flags.normalized, rho / (n + EPS), rho)
-    ax, ay = landscape._grad(x + scale * ux, y + scale * uy)
+        scale = rho
+    return scale * ux, scale * uy
+
+
+def gamma(grad_norm, ascent_grad_norm):
+    """SSAM's descent scale ``γ = ‖g‖ / (‖∇f(w_asc)‖ + 1e-12)``."""
+    return grad_norm / (ascent_grad_norm + EPS)
+
+
+def step(landscape: Landscape, x, y, lr, rho, rules: Rules, adaptive_eta: float,
+         noise=None, stats: bool = True):
+    """``w ← w − η·d`` for every run: ``d = g`` without an ascent, else ``[γ·]∇f(w + ε)``.
+
+    Returns ``(x, y, ‖g‖, ‖∇f(w_asc)‖, γ)``; with ``stats=False`` the last three are
+    ``None`` where the step itself does not need them (phase diagrams skip that work).
+    ``noise`` is ``None`` or a pair of arrays added to both gradients: the same
+    mini-batch serves the ascent and the descent.
+    """
+    gx, gy = landscape.grad_xy(x, y)
     if noise is not None:
-        ax = ax + noise[0]
-        ay = ay + noise[1]
-    if not (stats or flags.renormalize is not False):
+        gx, gy = gx + noise[0], gy + noise[1]
+    need_norm = stats or rules.any_normalized or rules.any_renormalize
+    grad_norm = np.sqrt(gx * gx + gy * gy) if need_norm else None
+    if not rules.any_ascent:
+        g = gamma(grad_norm, grad_norm) if stats else None
+        return x - lr * gx, y - lr * gy, grad_norm, grad_norm, g
+
+    ex, ey = perturbation(x, y, gx, gy, grad_norm, rho, rules, adaptive_eta)
+    ax, ay = landscape.grad_xy(x + ex, y + ey)
+    if noise is not None:
+        ax, ay = ax + noise[0], ay + noise[1]
+    if not (stats or rules.any_renormalize):
         return x - lr * ax, y - lr * ay, None, None, None
     ascent_norm = np.sqrt(ax * ax + ay * ay)
-    gamma = grad_norm / (ascent_norm + EPS)
-
-    if flags.renormalize is True:
-        ax, ay = gamma * ax, gamma * ay
-    elif flags.renormalize is not False:
-        ax = np.where(flags.renormalize, gamma * ax, ax)
-        ay = np.where(flags.renormalize, gamma * ay, ay)
-    return x - lr * ax, y - lr * ay, grad_norm, ascent_norm, gamma
+    g = gamma(grad_norm, ascent_norm)
+    if rules.any_renormalize:
+        ax = np.where(rules.renormalize, g * ax, ax)
+        ay = np.where(rules.renormalize, g * ay, ay)
+    return x - lr * ax, y - lr * ay, grad_norm, ascent_norm, g

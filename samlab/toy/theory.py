@@ -1,4 +1,4 @@
-"""Closed-form predictions on quadratics (SPEC §2), to set beside the simulations.
+"""Closed-form predictions on quadratics (docs/toy.md#closed-forms), to set beside the simulations.
 
 On ``f(p) = ½ pᵀHp`` the gradient is ``Hp`` and the unnormalized ascent lands
 at ``p + ρHp``, so one step of each method is a known map:

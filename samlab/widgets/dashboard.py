@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .. import plot
-from ..train.trainer import Callback, RunResult, Trainer, read_run
+from ..train.rundir import RunResult, read_run
+from ..train.trainer import Callback, Trainer
 
 
 class LiveDashboard(Callback):
@@ -49,14 +50,13 @@ class LiveDashboard(Callback):
         fig.update_layout(height=560, width=900, template="plotly_white", title=title,
                           margin=dict(l=50, r=20, t=70, b=40))
         self.figure = go.FigureWidget(fig)
-        self.figure._samlab_dashboard = True
         self.records: list[dict[str, Any]] = []
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> LiveDashboard:
         """A dashboard showing a run's metrics.jsonl as it stands."""
         config, records = read_run(run_dir)
-        dash = cls(title=plot._run_label(config))
+        dash = cls(title=plot.run_label(config))
         dash.update(records)
         return dash
 
@@ -79,7 +79,7 @@ class LiveDashboard(Callback):
 
     # -- the callback -------------------------------------------------------------------------
     def on_train_begin(self, trainer: Trainer) -> None:
-        self.figure.layout.title.text = plot._run_label(trainer.config)
+        self.figure.layout.title.text = plot.run_label(trainer.config)
         try:  # a resumed run: show what it had done
             _, records = read_run(trainer.run_dir)
         except FileNotFoundError:

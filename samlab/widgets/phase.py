@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .. import plot
-from ..toy import METHODS, OUTCOMES, PhaseDiagram
+from .. import methods, plot
+from ..toy import OUTCOMES, PhaseDiagram
 
 
 def phase_diagram_figure(pd: PhaseDiagram, *, predicted: np.ndarray | None = None,
@@ -37,7 +37,7 @@ def phase_diagram_figure(pd: PhaseDiagram, *, predicted: np.ndarray | None = Non
             showlegend=True, hoverinfo="skip",
         ))
     fig.update_layout(
-        title=f"{METHODS[pd.method].label} on the {pd.landscape.name}, {pd.steps} steps",
+        title=f"{methods.label(pd.method)} on the {pd.landscape.name}, {pd.steps} steps",
         xaxis=dict(type="log", title="learning rate η"), yaxis=dict(type="log", title="ρ"),
         height=430, width=620, template="plotly_white", legend=dict(x=0, y=1.12, orientation="h"),
     )

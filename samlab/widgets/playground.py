@@ -15,8 +15,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .. import plot
-from ..toy import METHODS, BoundedSaddle, Landscape, Trajectory, run
+from .. import methods as table
+from .. import plot, validate
+from ..toy import BoundedSaddle, Landscape, Trajectory, run
 
 _SYMBOLS = {"minimum": "star", "saddle": "x", "maximum": "triangle-up"}
 
@@ -43,21 +44,31 @@ class Playground:
         lr_range: tuple[float, float] = (1e-3, 1.0),
         rho_range: tuple[float, float] = (1e-3, 10.0),
         max_steps: int = 1000,
-        available: Sequence[str] = tuple(METHODS),
+        available: Sequence[str] | None = None,
         metric: tuple[str, Callable[[np.ndarray], np.ndarray]] | None = None,
     ):
         self.landscape = landscape if landscape is not None else BoundedSaddle()
+        if isinstance(methods, str):
+            methods = (methods,)
+        if available is None:  # every row of the table, under the name `methods` uses for it
+            known = set(table.names())
+            given = {table.get_method(m).name: m for m in methods if m in known}
+            available = [given.get(name, name) for name in table.names(aliases=False)]
         self.available = tuple(available)
+        for m in self.available:
+            table.get_method(m)
+        missing = [m for m in methods if m not in self.available]
+        if missing:
+            raise ValueError(f"methods must be among available ({', '.join(self.available)}), "
+                             f"got {missing[0]!r}")
         # The right panel: the loss per step, or (name, f) with f(positions[..., 2]) per step.
         self.metric = metric
-        for m in (*self.available, *methods):
-            if m not in METHODS:
-                raise ValueError(f"methods must be among {', '.join(METHODS)}, got {m!r}")
+        max_steps = validate.integer("max_steps", max_steps, low=1)
+        steps = validate.integer("steps", steps, low=1, high=max_steps)
         for name, (lo, hi), v in (("lr", lr_range, lr), ("rho", rho_range, rho)):
-            if not (0 < lo < hi and lo <= v <= hi):
-                raise ValueError(f"{name} must lie in its range {lo}..{hi} (both > 0), got {v!r}")
-        if not 1 <= steps <= max_steps:
-            raise ValueError(f"steps must be an integer in 1..{max_steps}, got {steps!r}")
+            lo = validate.number(f"{name}_range[0]", lo, low=0.0, strict_low=True)
+            validate.number(f"{name}_range[1]", hi, low=lo, strict_low=True)
+            validate.number(name, v, low=lo, high=hi)
 
         log = np.log10
         style = {"description_width": "70px"}
@@ -74,7 +85,7 @@ class Playground:
         self.steps_slider = W.IntSlider(value=steps, min=1, max=max_steps, step=1,
                                         description="steps", style=style, layout=layout)
         self.method_boxes = {
-            m: W.Checkbox(value=m in methods, description=METHODS[m].label, indent=False,
+            m: W.Checkbox(value=m in methods, description=table.label(m), indent=False,
                           layout=W.Layout(width="130px"))
             for m in self.available
         }
@@ -150,13 +161,13 @@ class Playground:
                                  marker=dict(size=11, color="white", line=dict(width=2))), 1, 1)
         self._trace_index = {}
         for m in self.available:
-            color = plot.METHOD_COLORS[m]
+            color = table.color(m)
             self._trace_index[(m, "path")] = len(fig.data)
-            fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name=METHODS[m].label,
+            fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name=table.label(m),
                                      legendgroup=m, line=dict(color=color, width=2),
                                      marker=dict(size=3, color=color)), 1, 1)
             self._trace_index[(m, "loss")] = len(fig.data)
-            fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name=METHODS[m].label,
+            fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name=table.label(m),
                                      legendgroup=m, showlegend=False,
                                      line=dict(color=color, width=2)), 1, 2)
         (x0, x1), (y0, y1) = land.extent
@@ -209,8 +220,8 @@ class Playground:
             where = f" at {traj.at[i]}" if traj.at[i] else ""
             final = traj.final[i]
             pos = "—" if not np.isfinite(final).all() else f"({final[0]:.3g}, {final[1]:.3g})"
-            color = plot.METHOD_COLORS[str(m)]
-            rows.append(f"<tr><td style='color:{color}'><b>{METHODS[str(m)].label}</b></td>"
+            color = table.color(str(m))
+            rows.append(f"<tr><td style='color:{color}'><b>{table.label(str(m))}</b></td>"
                         f"<td>{traj.outcome[i]}{where}</td><td>{pos}</td></tr>")
         return ("<table class='samlab-outcomes'><tr><th>method</th><th>outcome</th>"
                 "<th>final point</th></tr>" + "".join(rows) + "</table>")

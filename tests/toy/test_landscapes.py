@@ -1,8 +1,8 @@
-"""The toy landscapes' closed forms agree with finite differences and with SPEC §2.
+"""The toy landscapes' closed forms agree with finite differences and with docs/toy.md#closed-forms.
 
 Truth here is computed independently of ``samlab.toy.landscapes``: central finite
 differences of ``loss`` (for the gradient) and of ``grad`` (for the Hessian), the
-closed forms written out in SPEC §2, and eigenvalues of the Hessian.
+closed forms written out in docs/toy.md#closed-forms, and eigenvalues of the Hessian.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ def test_points_must_have_two_coordinates(landscape):
         landscape.loss([1.0, 2.0, 3.0])
 
 
-# -- the closed forms of SPEC §2 -------------------------------------------------------------
+# -- the closed forms of docs/toy.md#closed-forms
+# -------------------------------------------------------------
 
 
 def rotation(theta: float) -> np.ndarray:

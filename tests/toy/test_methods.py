@@ -1,7 +1,8 @@
-"""One step of every method is the update of SPEC §1; on quadratics, a known linear map.
+"""One step of every method is the update of docs/methods.md#the-table; on quadratics, a known
+linear map.
 
 The truth is written out here in NumPy: matrix powers of ``I − ηH`` and
-``I − η(H + ρH²)`` (SPEC §2), and each method's ascent/descent rule applied by
+``I − η(H + ρH²)`` (docs/toy.md#closed-forms), and each method's ascent/descent rule applied by
 hand with the landscape's gradient written out again in this file.
 """
 
@@ -25,8 +26,8 @@ from samlab.toy import (
     theory,
 )
 
-ADAPTIVE_ETA = 0.01  # SPEC §1: ASAM's T = |w| + η_a with η_a = 0.01
-GUARD = 1e-12  # SPEC §1: every division by a norm is guarded by this epsilon
+ADAPTIVE_ETA = 0.01  # docs/methods.md#asams-two-variants: ASAM's T = |w| + η_a with η_a = 0.01
+GUARD = 1e-12  # docs/methods.md#the-table: every division by a norm is guarded by this epsilon
 
 
 def norm(v) -> float:
@@ -158,9 +159,9 @@ def grad_valley(p, ls=20.0, lf=0.5, w=0.4):
 
 
 def reference_step(grad, method, p, lr, rho, eta_a=ADAPTIVE_ETA):
-    """SPEC §1's table, one row at a time; returns (new point, ‖g‖, ‖g_asc‖, γ)."""
+    """docs/methods.md's table, one row at a time; returns (new point, ‖g‖, ‖g_asc‖, γ)."""
     g = grad(p)
-    if method == "gd":
+    if method in ("gd", "sgd"):
         return p - lr * g, norm(g), norm(g), safe_ratio(norm(g), norm(g))
     if method in ("sam", "rsam"):
         eps = rho * g / (norm(g) + GUARD)
@@ -204,8 +205,9 @@ def test_recorded_losses_are_the_loss_at_the_recorded_positions(name, landscape,
 
 
 def test_every_method_named_in_the_spec_table_is_available():
-    assert set(METHODS) == {"gd", "sam", "usam", "ssam", "asam", "rsam"}
-    assert get_method("gd").ascent is None
+    assert set(METHODS) == {"sgd", "sam", "usam", "ssam", "asam", "rsam"}
+    assert get_method("gd") is get_method("sgd")  # gd: the full-batch name of the same row
+    assert get_method("gd").ascent == "none"
     assert get_method("sam").normalized and not get_method("usam").normalized
     assert get_method("ssam").renormalize and get_method("rsam").renormalize
     assert not get_method("sam").renormalize and not get_method("usam").renormalize

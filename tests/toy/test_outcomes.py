@@ -1,6 +1,6 @@
 """What a run returns: labelled outcomes, NaN after divergence, exact batching, seeds.
 
-SPEC §2: every toy optimizer is vectorized, and each run ends in a labelled
+docs/toy.md#vectorization: every toy optimizer is vectorized, and each run ends in a labelled
 outcome, never a NaN that breaks a plot.
 """
 

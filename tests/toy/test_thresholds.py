@@ -1,4 +1,4 @@
-"""Simulated outcomes reproduce the closed-form thresholds of SPEC §2.
+"""Simulated outcomes reproduce the closed-form thresholds of docs/toy.md#closed-forms.
 
 Each prediction is written out here from the eigenvalues (GD: ``ηλ_max < 2``;
 USAM: ``ηλ(1 + ρλ) < 2``; SAM's 1D 2-cycle ``±ηρλ/(2 − ηλ)``; USAM captured by a

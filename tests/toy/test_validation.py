@@ -31,8 +31,8 @@ BAD_RUNS = [
     ("lr", -0.5, r"lr must be a finite number > 0.*-0\.5"),
     ("lr", float("inf"), r"lr must be a finite number > 0.*inf"),
     ("lr", "fast", r"lr must be a number.*'fast'"),
-    ("method", "adam", r"method must be one of 'gd', 'sam'.*got 'adam'"),
-    ("method", ["sam", "sgd"], r"method must be one of .*got 'sgd'"),
+    ("method", "adam", r"method must be one of 'sgd', 'gd', 'sam'.*got 'adam'"),
+    ("method", ["sam", "adam"], r"method must be one of .*got 'adam'"),
     ("method", [], r"method must be one of .*got \[\]"),
     ("steps", 0, r"steps must be an integer >= 1, got 0"),
     ("steps", -3, r"steps must be an integer >= 1, got -3"),
@@ -73,7 +73,7 @@ def test_rejected_values_are_shown_as_plain_numbers(name, value, shown):
 
 def test_get_method_names_the_choices_and_the_unknown_method():
     with pytest.raises(ValueError, match=re.escape(
-        "method must be one of 'gd', 'sam', 'usam', 'ssam', 'asam', 'rsam', got 'SAM'"
+        "method must be one of 'sgd', 'gd', 'sam', 'usam', 'ssam', 'asam', 'rsam', got 'SAM'"
     )):
         get_method("SAM")
 
