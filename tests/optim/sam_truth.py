@@ -1,4 +1,4 @@
-"""The truth the optimizer tests compare against, written out from SPEC §1.
+"""The truth the optimizer tests compare against, written out from docs/methods.md.
 
 Nothing here imports samlab. The least-squares loss has a closed-form gradient, the
 SAM-family ascents and the SGD update are written line by line from the formulas,
@@ -17,8 +17,8 @@ import copy
 import torch
 from torch import nn
 
-GUARD = 1e-12  # SPEC §1: every division by a norm is guarded by this epsilon
-ADAPTIVE_ETA = 0.01  # SPEC §1: ASAM's T = |w| + η_a with η_a = 0.01
+GUARD = 1e-12  # docs/methods.md#the-table: every division by a norm is guarded by this epsilon
+ADAPTIVE_ETA = 0.01  # docs/methods.md#asams-two-variants: ASAM's T = |w| + η_a with η_a = 0.01
 
 # samlab takes the global norm ‖·‖ in float32 even for float64 parameters (see
 # test_a_float64_model_keeps_float64_precision, which fails on it). That moves a float64
@@ -60,7 +60,8 @@ def least_squares_grad(W, b, X, Y) -> list[torch.Tensor]:
     return [R.T @ X / n, R.sum(dim=0) / n]
 
 
-# -- the SAM family, from the table in SPEC §1 -----------------------------------------------
+# -- the SAM family, from the table in docs/methods.md
+# -----------------------------------------------
 
 
 def global_norm(tensors) -> torch.Tensor:
@@ -69,7 +70,8 @@ def global_norm(tensors) -> torch.Tensor:
 
 
 def ascent(method: str, w, g, rho, *, variant: str = "original", eta=ADAPTIVE_ETA):
-    """``ε`` of SPEC §1. ``rho`` is a number or one number per tensor (per-group ρ)."""
+    """``ε`` of docs/methods.md#the-table. ``rho`` is a number or one number per tensor (per-group
+    ρ)."""
     rhos = list(rho) if isinstance(rho, (list, tuple)) else [rho] * len(w)
     if method in ("sam", "sam-renormalized"):
         n = global_norm(g)

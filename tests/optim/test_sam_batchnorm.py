@@ -1,8 +1,9 @@
-"""SAM's second pass (at ``w_asc``) does not move BatchNorm running statistics (SPEC §1).
+"""SAM's second pass (at ``w_asc``) does not move BatchNorm running statistics
+(docs/methods.md#batchnorm-in-the-second-pass).
 
 After one SAM step the running mean, variance and batch count equal those of a copy
 of the model that ran ONE forward pass at ``w`` on the same batch; the step itself is
-the SPEC update with both gradients taken in train mode (batch statistics).
+the update of docs/methods.md#the-table with both gradients taken in train mode (batch statistics).
 """
 
 from __future__ import annotations

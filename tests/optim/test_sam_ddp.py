@@ -1,4 +1,5 @@
-"""SAM under DDP (m-sharpness, SPEC §1): each rank climbs with its own gradient, and only
+"""SAM under DDP (m-sharpness, docs/methods.md#mixed-precision-and-several-processes): each rank
+climbs with its own gradient, and only
 the descent gradient is all-reduced, once per step; a skipped (overflowed) step is
 skipped by every rank.
 

@@ -1,7 +1,8 @@
-"""Late-phase switching (Zhou et al., ICLR 2025; SPEC §1): plain SGD, then SAM.
+"""Late-phase switching (Zhou et al., ICLR 2025; docs/methods.md#late-phase-switching): plain SGD,
+then SAM.
 
 Before the switch the trajectory is torch's SGD bit for bit; after it, it is SAM's
-update (SPEC formula, closed-form least-squares gradients) stepped by the *same*
+update (docs/methods.md#the-table, closed-form least-squares gradients) stepped by the *same*
 SGD, i.e. with the momentum buffer carried across, or by a fresh SGD with
 ``reset_on_switch=True``.
 """

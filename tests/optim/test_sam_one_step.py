@@ -1,4 +1,4 @@
-"""One step of every SAM-family optimizer is the update of SPEC §1.
+"""One step of every SAM-family optimizer is the update of docs/methods.md#the-table.
 
 The truth is the closed-form least-squares gradient and the ascent/descent rules
 written out again in ``sam_truth.py``; the model is a float64 ``nn.Linear``.
@@ -248,7 +248,8 @@ def test_rho_zero_is_the_base_optimizer_step_for_step(method, base, base_kw):
         least_squares_loss(ref_model(X), Y).backward()
         ref.step()
         if method == "ssam":
-            # SPEC §1 (the SSAM authors' code): γ = ‖g‖/(‖g_asc‖ + 1e-12), so at ρ = 0 the
+            # docs/methods.md#the-table (the SSAM authors' code): γ = ‖g‖/(‖g_asc‖ + 1e-12), so at
+            # ρ = 0 the
             # descent gradient is g·(1 − 1e-12/‖g‖): the base step up to that guard.
             for a, b in zip(detached(sam_model.parameters()), detached(ref_model.parameters())):
                 torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
@@ -293,7 +294,8 @@ def test_a_group_added_later_is_perturbed_with_its_rho_and_stepped_by_the_base()
 
 @pytest.mark.parametrize("method", ["sam", "ssam"])
 def test_a_float64_model_keeps_float64_precision(method):
-    # SPEC §1's formula evaluated in float64 agrees with itself to ~1e-16; a float64 step
+    # The formula of docs/methods.md#the-table evaluated in float64 agrees with itself to ~1e-16; a
+    # float64 step
     # should not be rounded through a float32 norm (or a float32 γ) on its way.
     prob, rho, lr = LeastSquares(), 0.5, 0.1
     opt, _ = make(method, prob.params(), rho=rho, lr=lr)

@@ -1,7 +1,8 @@
 """torch LR schedulers given the samlab optimizer drive the learning rate of its base step.
 
 Checked through the update itself: with plain SGD as base (no momentum, no weight
-decay) every step is ``w ← w − η_t·d_t``, with ``d_t`` from the SPEC formula and ``η_t``
+decay) every step is ``w ← w − η_t·d_t``, with ``d_t`` from the formula of
+docs/methods.md#the-table and ``η_t``
 from the scheduler's closed form.
 """
 

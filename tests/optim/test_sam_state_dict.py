@@ -1,4 +1,5 @@
-"""A run resumed from a mid-run checkpoint continues exactly as the uninterrupted run (SPEC §1).
+"""A run resumed from a mid-run checkpoint continues exactly as the uninterrupted run
+(docs/methods.md#state-and-resume).
 
 The checkpoint goes through ``torch.save`` / ``torch.load`` (with torch's safe default,
 ``weights_only=True``) into a *fresh* model and optimizer, built from a different seed so

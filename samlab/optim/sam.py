@@ -1,89 +1,20 @@
-"""The SAM family for PyTorch (SPEC §1): SAM, USAM, SSAM, ASAM and late-phase switching.
-
-Every method climbs to ``w_asc = w + ε``, measures the gradient there on the same
-mini-batch, returns to ``w`` exactly and lets a base optimizer (SGD with momentum
-by default) step with that gradient ``d``:
-
-=========  ============================================  =================================
-optimizer  ascent ``ε``                                  descent gradient ``d``
-=========  ============================================  =================================
-SAM        ``ρ·g/‖g‖``               (Foret et al. 2021)  ``∇L_B(w_asc)``
-USAM       ``ρ·g``                                       ``∇L_B(w_asc)``
-SSAM       ``ρ·g``                   (Tan et al. 2025)    ``γ·∇L_B(w_asc)``, ``γ = ‖g‖/‖∇L(w_asc)‖``
-ASAM       ``ρ·T²g/‖Tg‖``, ``T = |w| + η_a`` (Kwon 2021)  ``∇L_B(w_asc)``
-=========  ============================================  =================================
-
-``‖·‖`` is one global L2 norm over all parameters. Each division by a norm is guarded
-by ``1e-12`` (``ρ·g/(‖g‖ + 1e-12)``, ``γ = ‖g‖/(‖∇L(w_asc)‖ + 1e-12)`` as in the SSAM
-authors' code): a zero gradient gives no perturbation, not NaN.
-The whole update runs as a handful of ``torch._foreach_*`` kernels over all parameters
-at once, with no per-tensor Python loop and no host synchronization.
-
-Typical use, the torch closure convention::
-
-    opt = SAM(model.parameters(), torch.optim.SGD, rho=0.05, lr=0.1, momentum=0.9)
-
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        return loss
-
-    loss = opt.step(closure)        # two forward-backward passes, one base step
-
-The two-call form, as the algorithm is taught::
-
-    F.cross_entropy(model(x), y).backward()
-    opt.first_step()                # w -> w + ε, gradients zeroed
-    with frozen_bn_stats(model):    # the second pass must not move BatchNorm statistics
-        F.cross_entropy(model(x), y).backward()
-    opt.second_step()               # back to w, base optimizer steps with ∇L(w + ε)
-
-Late-phase switching (Zhou et al., ICLR 2025): ``SAM(..., switch_epoch=150)`` runs the
-plain base optimizer (one forward-backward per step, bit-identical to it) until epoch
-150, then SAM; the loop's one extra line is ``opt.set_epoch(epoch)``.
-
-Gradient accumulation: a closure that loops over micro-batches (each loss divided by
-their number) accumulates both the ascent and the descent gradient; so does the
-two-call form with the loop written out twice.
-
-Mixed precision: under ``torch.autocast`` (bf16) nothing changes. With fp16 and a
-``torch.amp.GradScaler`` pass it to :meth:`SAM.step` (or to ``first_step`` and
-``second_step``); the closure calls ``scaler.scale(loss).backward()``, and the loop
-calls ``scaler.update()`` after the step. A non-finite gradient in either pass skips
-the whole step (weights and base-optimizer state untouched) and the scaler backs off.
-
-DDP (m-sharpness): give the DDP-wrapped ``model=`` so that :meth:`SAM.step` runs the
-first pass inside ``model.no_sync()``: each rank perturbs with its own gradient, and
-only the descent gradient is all-reduced (once). SSAM's ``γ`` then uses the ranks'
-mean ``‖g‖²`` so that every rank takes the same step.
-"""
+"""The optimizer: SAM around any base optimizer, for every row of :mod:`samlab.methods`."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-EPS = 1e-12
+from .. import validate
+from ..methods import ASCENTS, METHODS, Ascent, get_method
+from .batchnorm import frozen_bn_stats
+from .update import descent_scale, global_norm, perturbation
 
-Ascent = Literal["normalized", "unnormalized", "adaptive"]
-_ASCENTS = ("normalized", "unnormalized", "adaptive")
 _ADAPTIVE_VARIANTS = ("original", "abs")
-
-
-def global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """One L2 norm over all ``tensors`` together, as a 0-d tensor (no host sync)."""
-    norms = torch._foreach_norm(tensors)
-    # float64 models keep float64; lower precisions are summed in float32.
-    dtype = torch.float64 if any(n.dtype == torch.float64 for n in norms) else torch.float32
-    if any(n.dtype != dtype for n in norms):
-        norms = [n.to(dtype) for n in norms]
-    return torch.linalg.vector_norm(torch.stack(norms))
 
 
 def _copy_all(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
@@ -99,52 +30,6 @@ def _copy_all(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
         torch._foreach_copy_(dst, src)
 
 
-@contextmanager
-def frozen_bn_stats(model: nn.Module | None = None) -> Iterator[None]:
-    """Inside, BatchNorm layers normalize with batch statistics but keep their running ones.
-
-    SAM's second forward pass (at ``w_asc``) must not update running statistics (SPEC §1).
-    With ``model`` the running buffers of its BatchNorm layers are snapshotted and
-    restored bit-for-bit on exit; with ``model=None`` every BatchNorm layer that runs
-    inside the block is, through global module hooks.
-    """
-    if model is not None:
-        bns = [m for m in model.modules()
-               if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-        saved = [[b.clone() for b in _bn_buffers(m)] for m in bns]
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for m, bufs in zip(bns, saved):
-                    for buf, old in zip(_bn_buffers(m), bufs):
-                        buf.copy_(old)
-        return
-
-    # Snapshot each BatchNorm layer the first time it runs; restore them all on exit (not
-    # after each forward: backward still needs the buffers at the version forward saw).
-    seen: dict[int, tuple[nn.Module, list[torch.Tensor]]] = {}
-
-    def pre(module: nn.Module, _args: Any) -> None:
-        if (isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats
-                and id(module) not in seen):
-            seen[id(module)] = (module, [b.clone() for b in _bn_buffers(module)])
-
-    handle = nn.modules.module.register_module_forward_pre_hook(pre)
-    try:
-        yield
-    finally:
-        handle.remove()
-        with torch.no_grad():
-            for module, bufs in seen.values():
-                for buf, old in zip(_bn_buffers(module), bufs):
-                    buf.copy_(old)
-
-
-def _bn_buffers(m: nn.Module) -> list[torch.Tensor]:
-    return [b for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
-
-
 class SAM(torch.optim.Optimizer):
     """Sharpness-aware minimization around any base optimizer (Foret et al., ICLR 2021).
 
@@ -153,9 +38,12 @@ class SAM(torch.optim.Optimizer):
             may set its own ``rho``.
         base_optimizer: the optimizer *class* that takes the descent step
             (``torch.optim.SGD`` by default); ``**base_kwargs`` go to it.
+        method: a row of :mod:`samlab.methods` (``"sam"``, ``"usam"``, ``"ssam"``,
+            ``"asam"``, ``"rsam"``, ``"sgd"``): its ascent and renormalization are the
+            defaults of ``ascent`` and ``renormalize``. ``None``: as ``"sam"``.
         rho: perturbation radius ``ρ >= 0``.
-        ascent: ``"normalized"`` (SAM, ``ε = ρg/‖g‖``), ``"unnormalized"`` (USAM,
-            ``ε = ρg``) or ``"adaptive"`` (ASAM, ``ε = ρT²g/‖Tg‖``).
+        ascent: ``"normalized"`` (``ε = ρg/‖g‖``), ``"unnormalized"`` (``ε = ρg``),
+            ``"adaptive"`` (``ε = ρT²g/‖Tg‖``) or ``"none"`` (the base optimizer alone).
         renormalize: rescale the descent gradient by ``γ = ‖g‖/‖∇L(w_asc)‖`` (SSAM's
             renormalization; with any ascent).
         adaptive_eta: ``η_a`` of ASAM's ``T = |w| + η_a``.
@@ -170,14 +58,18 @@ class SAM(torch.optim.Optimizer):
             scoped to this model, and a DDP model's first pass runs in ``no_sync``.
     """
 
+    #: The row of :mod:`samlab.methods` a class stands for (its defaults).
+    default_method: str = "sam"
+
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict],
         base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
         *,
+        method: str | None = None,
         rho: float = 0.05,
-        ascent: Ascent = "normalized",
-        renormalize: bool = False,
+        ascent: Ascent | None = None,
+        renormalize: bool | None = None,
         adaptive_eta: float = 0.01,
         adaptive_variant: Literal["original", "abs"] = "original",
         switch_step: int | None = None,
@@ -186,44 +78,41 @@ class SAM(torch.optim.Optimizer):
         model: nn.Module | None = None,
         **base_kwargs: Any,
     ):
-        _check_rho(rho)
-        if ascent not in _ASCENTS:
-            raise ValueError(f"ascent must be one of {_ASCENTS}, got {ascent!r}")
-        if not (isinstance(adaptive_eta, (int, float)) and math.isfinite(adaptive_eta)
-                and adaptive_eta >= 0):
-            raise ValueError(f"adaptive_eta must be a finite number >= 0, got {adaptive_eta!r}")
-        if adaptive_variant not in _ADAPTIVE_VARIANTS:
-            raise ValueError(
-                f"adaptive_variant must be one of {_ADAPTIVE_VARIANTS}, got {adaptive_variant!r}"
-            )
+        row = get_method(self.default_method if method is None else method)
+        ascent = validate.choice("ascent", row.ascent if ascent is None else ascent, ASCENTS)
+        renormalize = validate.flag("renormalize", row.renormalize if renormalize is None
+                                    else renormalize)
+        rho = validate.number("rho", rho, low=0.0)
+        adaptive_eta = validate.number("adaptive_eta", adaptive_eta, low=0.0)
+        validate.choice("adaptive_variant", adaptive_variant, _ADAPTIVE_VARIANTS)
         if not (isinstance(base_optimizer, type)
                 and issubclass(base_optimizer, torch.optim.Optimizer)):
-            raise ValueError(
-                "base_optimizer must be a torch.optim.Optimizer class such as torch.optim.SGD, "
-                f"got {base_optimizer!r}"
-            )
-        for name, value in (("switch_step", switch_step), ("switch_epoch", switch_epoch)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 0):
-                raise ValueError(f"{name} must be None or an integer >= 0, got {value!r}")
+            raise validate.fail("base_optimizer",
+                                "a torch.optim.Optimizer class such as torch.optim.SGD",
+                                base_optimizer)
+        switch_step = validate.integer("switch_step", switch_step, low=0, none=True)
+        switch_epoch = validate.integer("switch_epoch", switch_epoch, low=0, none=True)
         if switch_step is not None and switch_epoch is not None:
             raise ValueError("give switch_step or switch_epoch, not both")
 
         super().__init__(params, dict(rho=rho, **base_kwargs))
         for group in self.param_groups:
-            _check_rho(group["rho"])
+            group["rho"] = validate.number("rho", group["rho"], low=0.0)
         self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
         # One list of groups, shared: schedulers that change lr here change it for the base.
         self.param_groups = self.base_optimizer.param_groups
         self.defaults.update(self.base_optimizer.defaults)
 
         self.ascent = ascent
-        self.renormalize = bool(renormalize)
-        self.adaptive_eta = float(adaptive_eta)
+        self.renormalize = renormalize
+        #: The table's name for this (ascent, renormalize), or None (e.g. renormalized ASAM).
+        self.method = next((m.name for m in METHODS.values()
+                            if (m.ascent, m.renormalize) == (ascent, renormalize)), None)
+        self.adaptive_eta = adaptive_eta
         self.adaptive_variant = adaptive_variant
         self.switch_step = switch_step
         self.switch_epoch = switch_epoch
-        self.reset_on_switch = bool(reset_on_switch)
+        self.reset_on_switch = validate.flag("reset_on_switch", reset_on_switch)
         self.model = model
         self.steps_taken = 0          # optimizer steps so far (plain and SAM)
         self.epoch: int | None = None
@@ -238,13 +127,13 @@ class SAM(torch.optim.Optimizer):
     # -- late-phase switching -----------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
         """Tell the optimizer which epoch starts (needed with ``switch_epoch``)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
-        self.epoch = epoch
+        self.epoch = validate.integer("epoch", epoch, low=0)
 
     @property
     def sam_active(self) -> bool:
         """True when the next step is a SAM step, False while still in the plain phase."""
+        if self.ascent == "none":
+            return False
         if self._switched or self.switch_step is not None and self.steps_taken >= self.switch_step:
             return True
         if self.switch_epoch is None:
@@ -267,6 +156,14 @@ class SAM(torch.optim.Optimizer):
     def first_step(self, zero_grad: bool = True,
                    scaler: torch.amp.GradScaler | None = None) -> None:
         """Climb: save ``w``, then ``w ← w + ε(g)`` with the gradients now in ``.grad``."""
+        if self.ascent == "none":
+            raise RuntimeError("this optimizer has no ascent (method 'sgd'): use step(), "
+                               "which takes the base optimizer's step")
+        if self._pending:
+            raise RuntimeError(
+                "first_step called again before second_step: the weights are at w + ε; call "
+                "second_step() (after a backward pass there) to return to w first"
+            )
         self._enter_sam_phase()
         params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
         if not params:
@@ -282,32 +179,26 @@ class SAM(torch.optim.Optimizer):
             if zero_grad:
                 self.zero_grad()
             return
-        self._pending = True
 
         key = [id(p) for p in params]
         if self._w is None or self._w_key != key:
             self._w, self._w_key = [torch.empty_like(p) for p in params], key
         _copy_all(self._w, params)
-
-        direction, norm = self._ascent_direction(params, grads, grad_norm)
-        for idx, rho in self._rho_groups(params):
-            p_g = params if idx is None else [params[i] for i in idx]
-            d_g = direction if idx is None else [direction[i] for i in idx]
-            if self.ascent == "unnormalized":
-                torch._foreach_add_(p_g, d_g, alpha=rho)
-            else:
-                torch._foreach_add_(p_g, torch._foreach_mul(d_g, rho / (norm + EPS)))
+        eps = perturbation(params, grads, self._rhos(params), self.ascent, grad_norm=grad_norm,
+                           adaptive_eta=self.adaptive_eta,
+                           adaptive_variant=self.adaptive_variant)
+        torch._foreach_add_(params, eps)
+        self._pending = True
         if zero_grad:
             self.zero_grad()
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False,
                     scaler: torch.amp.GradScaler | None = None) -> None:
-        """Return to ``w`` exactly and let the base optimizer step with ``∇L(w_asc)``."""
+        """Return to ``w`` exactly and let the base optimizer step with ``[γ·]∇L(w_asc)``."""
         if self._skip:
             self._skip = False
-            self.steps_taken += 1
-            self._opt_called = True  # a (skipped) step happened, for LR schedulers' bookkeeping
+            self._count_step()  # a (skipped) step happened, for LR schedulers' bookkeeping
             if zero_grad:
                 self.zero_grad()
             return
@@ -316,29 +207,36 @@ class SAM(torch.optim.Optimizer):
                 "second_step called without a first_step before it: each SAM step is "
                 "first_step(), a backward pass at w_asc, then second_step()"
             )
-        self._pending = False
-        self.steps_taken += 1
-        self._opt_called = True
         if scaler is not None:
             scaler.unscale_(self.base_optimizer)
         params = self._params
         grads = [p.grad for p in params if p.grad is not None]
         ascent_norm = global_norm(grads)
         grad_norm = self.last_stats["grad_norm"]
+        gamma = descent_scale(self._rank_mean_norm(grad_norm) if self.renormalize
+                              else grad_norm, ascent_norm)
         if self.renormalize:
-            gamma = self._rank_mean_norm(grad_norm) / (ascent_norm + EPS)
             torch._foreach_mul_(grads, gamma)
-        else:
-            gamma = grad_norm / (ascent_norm + EPS)
-        _copy_all(params, self._w)
+        self.restore()
         if scaler is not None:
             scaler.step(self.base_optimizer)
         else:
             self.base_optimizer.step()
+        self._count_step()
         self.last_stats.update(ascent_grad_norm=ascent_norm, gamma=gamma,
                                rho=torch.tensor(float(self.param_groups[0]["rho"])))
         if zero_grad:
             self.zero_grad()
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Put the weights back at ``w`` after :meth:`first_step` (nothing to do otherwise).
+
+        :meth:`second_step` calls it; call it yourself to abandon a step half-way.
+        """
+        if self._pending:
+            _copy_all(self._params, self._w)
+            self._pending = False
 
     @torch.no_grad()
     def plain_step(self, scaler: torch.amp.GradScaler | None = None) -> None:
@@ -350,15 +248,14 @@ class SAM(torch.optim.Optimizer):
         if scaler is not None:
             scaler.unscale_(self.base_optimizer)
         grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
-        nan = torch.tensor(float("nan"))
+        nan = self._nan(grads[0].device if grads else torch.device("cpu"))
         self.last_stats = {"grad_norm": global_norm(grads) if grads else nan,
                            "ascent_grad_norm": nan, "gamma": nan, "rho": torch.tensor(0.0)}
         if scaler is not None:
             scaler.step(self.base_optimizer)
         else:
             self.base_optimizer.step()
-        self.steps_taken += 1
-        self._opt_called = True
+        self._count_step()
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None,
@@ -368,6 +265,8 @@ class SAM(torch.optim.Optimizer):
         The closure zeroes the gradients, runs forward and backward, and returns the loss
         (``scaler.scale(loss).backward()`` with a GradScaler). Returns the first loss.
         In the plain phase of late-phase switching: one ``closure()``, one base step.
+        If the closure raises at ``w_asc`` (a KeyboardInterrupt, an out-of-memory
+        error), the weights are back at ``w`` before the exception leaves.
         """
         if closure is None:
             raise ValueError(
@@ -387,40 +286,33 @@ class SAM(torch.optim.Optimizer):
             loss = closure()
         self.first_step(zero_grad=False, scaler=scaler)
         if not self._skip:
-            with frozen_bn_stats(model):
-                closure()
+            try:
+                with frozen_bn_stats(model):
+                    closure()
+            except BaseException:
+                self.restore()
+                raise
         self.second_step(scaler=scaler)
         return loss
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _ascent_direction(self, params, grads, grad_norm):
-        """``(u, n)`` with ``ε = ρ·u/n`` (normalized, adaptive) or ``ε = ρ·u`` (unnormalized)."""
-        if self.ascent != "adaptive":
-            return grads, grad_norm
-        if self.adaptive_variant == "abs":
-            t = torch._foreach_abs(params)
-            tg = torch._foreach_mul(t, grads)
-            return torch._foreach_mul(t, tg), global_norm(tg)
-        # Kwon et al.: T = |w| + η_a on weight tensors, T = 1 on biases and norm parameters.
-        w_idx = [i for i, p in enumerate(params) if p.ndim > 1]
-        if not w_idx:
-            return grads, grad_norm
-        t = torch._foreach_add(torch._foreach_abs([params[i] for i in w_idx]), self.adaptive_eta)
-        tg_w = torch._foreach_mul(t, [grads[i] for i in w_idx])
-        tg, direction = list(grads), list(grads)
-        for i, a, b in zip(w_idx, tg_w, torch._foreach_mul(t, tg_w)):
-            tg[i], direction[i] = a, b
-        return direction, global_norm(tg)
+    def _count_step(self) -> None:
+        self.steps_taken += 1
+        self._opt_called = True  # tells LR schedulers that the optimizer stepped
 
-    def _rho_groups(self, params: list[torch.Tensor]):
-        """``[(indices or None for all, rho)]``: one entry per parameter group in use."""
+    def _nan(self, device: torch.device) -> torch.Tensor:
+        """A NaN on ``device``, made once (a new CPU tensor per step would be copied over)."""
+        cache = self.__dict__.setdefault("_nans", {})
+        if device not in cache:
+            cache[device] = torch.full((), float("nan"), device=device)
+        return cache[device]
+
+    def _rhos(self, params: list[torch.Tensor]) -> float | list[float]:
+        """``ρ`` for ``params``: one number, or one per tensor when groups set their own."""
         if len(self.param_groups) == 1:
-            return [(None, float(self.param_groups[0]["rho"]))]
-        where = {id(p): gi for gi, g in enumerate(self.param_groups) for p in g["params"]}
-        by: dict[int, list[int]] = {}
-        for i, p in enumerate(params):
-            by.setdefault(where[id(p)], []).append(i)
-        return [(idx, float(self.param_groups[gi]["rho"])) for gi, idx in by.items()]
+            return float(self.param_groups[0]["rho"])
+        rho_of = {id(p): float(g["rho"]) for g in self.param_groups for p in g["params"]}
+        return [rho_of[id(p)] for p in params]
 
     def _ddp_group(self):
         """``(True, process group)`` when training under DDP, ``(False, None)`` otherwise."""
@@ -503,33 +395,23 @@ class SAM(torch.optim.Optimizer):
         return f"{type(self).__name__}({extra}, base={self.base_optimizer!r})"
 
 
-def _check_rho(rho: Any) -> None:
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not math.isfinite(rho) \
-            or rho < 0:
-        raise ValueError(f"rho must be a finite number >= 0, got {rho!r}")
-
-
 class USAM(SAM):
-    """Unnormalized SAM: ``ε = ρ·g``."""
+    """Unnormalized SAM: ``ε = ρ·g`` (the ``usam`` row)."""
 
-    def __init__(self, params, base_optimizer=torch.optim.SGD, **kwargs):
-        super().__init__(params, base_optimizer, **{"ascent": "unnormalized", **kwargs})
+    default_method = "usam"
 
 
 class SSAM(SAM):
-    """Stable SAM (Tan et al., JMLR 2025): ``ε = ρ·g``, descent ``γ·∇L(w_asc)``.
+    """Stable SAM (Tan et al., JMLR 2025): ``ε = ρ·g``, descent ``γ·∇L(w_asc)`` (``ssam``).
 
     As the authors' code: unnormalized ascent plus renormalization. Its ``ρ`` lives
     on the unnormalized scale, not comparable with SAM's ``ρ = 0.05``.
     """
 
-    def __init__(self, params, base_optimizer=torch.optim.SGD, **kwargs):
-        super().__init__(params, base_optimizer,
-                         **{"ascent": "unnormalized", "renormalize": True, **kwargs})
+    default_method = "ssam"
 
 
 class ASAM(SAM):
-    """Adaptive SAM (Kwon et al., ICML 2021): ``ε = ρ·T²g/‖Tg‖``, ``T = |w| + η_a``."""
+    """Adaptive SAM (Kwon et al., ICML 2021): ``ε = ρ·T²g/‖Tg‖``, ``T = |w| + η_a`` (``asam``)."""
 
-    def __init__(self, params, base_optimizer=torch.optim.SGD, **kwargs):
-        super().__init__(params, base_optimizer, **{"ascent": "adaptive", **kwargs})
+    default_method = "asam"

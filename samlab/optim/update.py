@@ -1,0 +1,81 @@
+"""SAM's update on one screen: the perturbation ``ε`` and the descent scale ``γ``.
+
+Pure functions of the gradients ``g`` and the weights ``w`` (lists of tensors, one per
+parameter), with no state and no side effects; :class:`samlab.optim.SAM` calls them and
+does the engineering around them (docs/methods.md#the-table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .. import validate
+from ..methods import EPS, Ascent
+
+
+def perturbation(w: list[torch.Tensor], g: list[torch.Tensor], rho: float | Sequence[float],
+                 ascent: Ascent, *, grad_norm: torch.Tensor | None = None,
+                 adaptive_eta: float = 0.01,
+                 adaptive_variant: str = "original") -> list[torch.Tensor]:
+    """SAM's ascent ``ε(g, w)``, one tensor per parameter (docs/methods.md#the-table).
+
+    - ``"normalized"`` (Foret et al.): ``ε = ρ·g / (‖g‖ + 1e-12)``
+    - ``"unnormalized"`` (USAM, SSAM): ``ε = ρ·g``
+    - ``"adaptive"`` (Kwon et al.): ``ε = ρ·T²g / (‖Tg‖ + 1e-12)`` with ``T = |w| + η_a``
+      on weight tensors and ``T = 1`` on biases and normalization parameters
+      (``adaptive_variant="original"``), or ``T = |w|`` on every tensor (``"abs"``)
+
+    ``‖·‖`` is one norm over all tensors together. ``rho`` is one number, or one per
+    tensor (parameter groups with their own ``ρ``); ``grad_norm`` is ``‖g‖`` if known.
+    """
+    if ascent == "adaptive":
+        u, n = _adaptive_direction(w, g, adaptive_eta, adaptive_variant)
+    elif ascent in ("normalized", "unnormalized"):
+        u, n = g, grad_norm if grad_norm is not None else global_norm(g)
+    else:
+        raise validate.fail("ascent", "'normalized', 'unnormalized' or 'adaptive'", ascent)
+    rhos = list(rho) if isinstance(rho, Sequence) else [rho] * len(u)
+    eps: list[torch.Tensor] = [u[0]] * len(u)
+    for r in dict.fromkeys(rhos):  # one kernel per distinct ρ
+        idx = [i for i, ri in enumerate(rhos) if ri == r]
+        scale = r if ascent == "unnormalized" else r / (n + EPS)
+        for i, e in zip(idx, torch._foreach_mul([u[i] for i in idx], scale)):
+            eps[i] = e
+    return eps
+
+
+def descent_scale(grad_norm: torch.Tensor, ascent_grad_norm: torch.Tensor) -> torch.Tensor:
+    """SSAM's ``γ = ‖g‖ / (‖∇L(w_asc)‖ + 1e-12)`` (Tan et al.), the authors' guard included.
+
+    With renormalization the descent gradient is ``γ·∇L(w_asc)``: its norm is ``‖g‖``.
+    """
+    return grad_norm / (ascent_grad_norm + EPS)
+
+
+def _adaptive_direction(w, g, eta: float, variant: str):
+    """``(T²g, ‖Tg‖)`` of ASAM's ascent (see :func:`perturbation`)."""
+    if variant == "abs":
+        t = torch._foreach_abs(w)
+        tg = torch._foreach_mul(t, g)
+        return torch._foreach_mul(t, tg), global_norm(tg)
+    w_idx = [i for i, p in enumerate(w) if p.ndim > 1]  # weight tensors; T = 1 elsewhere
+    if not w_idx:
+        return g, global_norm(g)
+    t = torch._foreach_add(torch._foreach_abs([w[i] for i in w_idx]), eta)
+    tg_w = torch._foreach_mul(t, [g[i] for i in w_idx])
+    tg, direction = list(g), list(g)
+    for i, a, b in zip(w_idx, tg_w, torch._foreach_mul(t, tg_w)):
+        tg[i], direction[i] = a, b
+    return direction, global_norm(tg)
+
+
+def global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """One L2 norm over all ``tensors`` together, as a 0-d tensor (no host sync)."""
+    norms = torch._foreach_norm(tensors)
+    # float64 models keep float64; lower precisions are summed in float32.
+    dtype = torch.float64 if any(n.dtype == torch.float64 for n in norms) else torch.float32
+    if any(n.dtype != dtype for n in norms):
+        norms = [n.to(dtype) for n in norms]
+    return torch.linalg.vector_norm(torch.stack(norms))
