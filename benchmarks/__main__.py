@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import sys
 from pathlib import Path
+
+from samlab.files import atomic_write_text
 
 from .common import RESULTS, Row, machine, table, write_result
 
@@ -32,9 +33,7 @@ def main(argv: list[str]) -> int:
         results[data["benchmark"]] = [Row(**r) for r in data["rows"]]
     text = ("# Benchmark results\n\nWritten by `make bench`. Machine of the last run: "
             f"`{json.dumps(machine())}`\n\n" + table(results) + "\n")
-    tmp = RESULTS / "RESULTS.md.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, RESULTS / "RESULTS.md")
+    atomic_write_text(RESULTS / "RESULTS.md", text)
     print("\n" + table(results))
     return 0
 

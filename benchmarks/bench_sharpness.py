@@ -1,8 +1,9 @@
 """samlab.sharpness on ResNet-20: what a Hessian-vector product costs, and how many λ_max needs.
 
 Setup: ResNet-20 trained for ``STEPS`` SGD steps (lr 0.05, batch 128, momentum 0.9) on
-``N_TRAIN`` JPEG-recompressed CIFAR-10 training images (random tensors where
-``../shared/data`` is absent; every row says which), so that it is not at initialization;
+``N_TRAIN`` JPEG-recompressed CIFAR-10 training images (random tensors where the JPEG copy
+is absent, see :func:`benchmarks.common.jpeg_cifar10`; every row says which), so that it
+is not at initialization;
 then, on a fixed subset of ``N_SUBSET`` of those images, BatchNorm in eval mode:
 
 - the time of one gradient of the mean loss over the subset, and of one Hessian-vector
@@ -26,10 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from samlab import quick_mode, sharpness
-from samlab.data import load_cifar10_jpeg, to_tensor
+from samlab.data import fixed_subset, load_cifar10_jpeg, to_tensor
 from samlab.models import mlp, resnet20
 
-from .common import Row, median, timeit
+from .common import Row, jpeg_cifar10, median, timeit
 
 QUICK = quick_mode()
 N_SUBSET = 64 if QUICK else 1000
@@ -44,12 +45,12 @@ POWER_CAP = 8 if QUICK else 40
 
 
 def training_data() -> tuple[torch.Tensor, torch.Tensor, str]:
-    try:
-        images, labels = load_cifar10_jpeg("train", N_TRAIN, seed=0)
-    except FileNotFoundError:
+    path = jpeg_cifar10()
+    if path is None:
         gen = torch.Generator().manual_seed(0)
         return (torch.randn(N_TRAIN, 3, 32, 32, generator=gen),
                 torch.randint(0, 10, (N_TRAIN,), generator=gen), "random tensors (no data)")
+    images, labels = load_cifar10_jpeg("train", N_TRAIN, seed=0, path=path)
     return to_tensor(images), torch.from_numpy(labels), "JPEG-recompressed CIFAR-10"
 
 
@@ -118,7 +119,7 @@ def small_model_rows() -> list[Row]:
     model = mlp(64, 64, 10).eval()
     gen = torch.Generator().manual_seed(0)
     X, Y = torch.randn(1000, 64, generator=gen), torch.randint(0, 10, (1000,), generator=gen)
-    batches = sharpness.fixed_subset((X, Y), n=1000, batch_size=128)
+    batches = fixed_subset((X, Y), n=1000, batch_size=128)
     v = torch.randn(sum(p.numel() for p in model.parameters()), generator=gen)
     rows = []
     # One thread: operations this small gain nothing from a second one, and on a busy
@@ -144,7 +145,7 @@ def run() -> list[Row]:
     X = X.contiguous(memory_format=torch.channels_last)
     model = resnet20().to(memory_format=torch.channels_last)
     train_s = sgd_warm_up(model, X, Y)
-    batches = sharpness.fixed_subset((X, Y), n=N_SUBSET, seed=0, batch_size=SUBSET_BATCH)
+    batches = fixed_subset((X, Y), n=N_SUBSET, seed=0, batch_size=SUBSET_BATCH)
     model.eval()
     loss, acc = evaluate(model, batches)
     where = f"ResNet-20, {N_SUBSET} {source}, after {STEPS} SGD steps, BN eval, CPU"

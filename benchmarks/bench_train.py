@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 
 from samlab import sharpness
-from samlab.data import DeviceLoader, load_dataset, torchvision_loader
+from samlab.data import DeviceLoader, fixed_subset, load_dataset
 from samlab.models import resnet20
 from samlab.optim import SAM
 
+from .baselines import torchvision_loader
 from .common import Row, median
 
 BATCH = 128
@@ -129,7 +130,7 @@ def run(device: str | None = None) -> list[Row]:
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(n, 3, 32, 32, generator=gen)
     y = torch.randint(0, 10, (n,), generator=gen)
-    subset = sharpness.fixed_subset((x, y), n=n, batch_size=BATCH, device=dev)
+    subset = fixed_subset((x, y), n=n, batch_size=BATCH, device=dev)
     _sync(dev)
     t0 = time.perf_counter()
     eig = sharpness.top_eigenvalues(model, torch.nn.CrossEntropyLoss(), subset, k=2)

@@ -12,7 +12,20 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from samlab.files import atomic_write_text
+
 RESULTS = Path(__file__).resolve().parent / "results"
+REPO = RESULTS.parent.parent
+
+
+def jpeg_cifar10() -> Path | None:
+    """The JPEG copy of CIFAR-10: in samlab's data directory, or the development copy
+    in ``../shared/data`` beside the repository (this project's machines); None if neither."""
+    from samlab.data import JPEG_NAME, find_cifar10_jpeg
+
+    found = find_cifar10_jpeg()
+    shared = REPO.parent / "shared" / "data" / JPEG_NAME
+    return found or (shared if shared.is_file() else None)
 
 
 @dataclass
@@ -64,14 +77,11 @@ def machine() -> dict:
 
 
 def write_result(name: str, rows: list[Row], extra: dict | None = None) -> Path:
-    """Write ``results/<name>.json`` atomically (temp file, then rename)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    """Write ``results/<name>.json`` atomically."""
     path = RESULTS / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
     payload = {"benchmark": name, "machine": machine(), "rows": [asdict(r) for r in rows],
                **(extra or {})}
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
     return path
 
 

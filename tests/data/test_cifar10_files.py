@@ -152,7 +152,7 @@ def test_an_md5_mapping_without_every_file_is_refused(fake):
 def test_load_dataset_cifar10_splits_the_training_batches_and_keeps_the_test_batch(
     fake, monkeypatch
 ):
-    monkeypatch.setattr(data, "cifar10_md5", lambda: fake.md5)
+    monkeypatch.setattr(data.cifar10, "cifar10_md5", lambda: fake.md5)
 
     d = load_dataset("cifar10", path=fake.root, n_val=10)
 

@@ -106,7 +106,7 @@ def test_image_data_prints_a_summary_not_its_arrays():
 @pytest.mark.parametrize(
     "name, kwargs, message",
     [
-        ("mnist", {}, "name must be one of ('cifar10', 'cifar10-jpeg', 'digits', 'random')"),
+        ("mnist", {}, "name must be one of 'cifar10', 'cifar10-jpeg', 'digits', 'random'"),
         ("digits", dict(path="x"), "path is only for 'cifar10' and 'cifar10-jpeg'"),
         ("digits", dict(download=True), "download=True is only for 'cifar10'"),
         ("digits", dict(n_train=0), "n_train must be None or an integer >= 1, got 0"),
@@ -177,7 +177,7 @@ def test_a_second_call_reads_the_cache_and_returns_the_same_arrays(jpeg_npz, mon
     def no_decoding(*args):
         raise AssertionError("decoded again although the cache is there")
 
-    monkeypatch.setattr(data, "_decode_jpeg_split", no_decoding)
+    monkeypatch.setattr(data.jpeg, "_decode_jpeg_split", no_decoding)
     second = load_cifar10_jpeg("test", path=jpeg_npz, seed=5)
     subset = load_cifar10_jpeg("test", n=7, path=jpeg_npz, seed=5)
 
@@ -234,5 +234,5 @@ def test_load_dataset_jpeg_is_labelled_and_split_like_cifar10(jpeg_npz):
 def test_a_missing_npz_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="cifar10-jpeg.npz not found"):
         load_cifar10_jpeg(path=tmp_path / "nope.npz")
-    with pytest.raises(ValueError, match="split must be 'train' or 'test', got 'val'"):
+    with pytest.raises(ValueError, match="split must be one of 'train', 'test', got 'val'"):
         load_cifar10_jpeg("val")

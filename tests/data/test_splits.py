@@ -1,4 +1,5 @@
-"""split_train_val: SPEC §4's 45,000 / 5,000 split, seeded, stratified when given labels."""
+"""split_train_val: the 45,000 / 5,000 split of docs/training.md#the-cifar-10-recipe, seeded,
+stratified when given labels."""
 
 from __future__ import annotations
 

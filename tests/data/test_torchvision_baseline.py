@@ -7,7 +7,8 @@ import pytest
 import torch
 from augment_truth import MEAN, NORMALIZE_TOL, STD, as_uint8, images_of, recover_offsets
 
-from samlab.data import DeviceLoader, torchvision_loader
+from benchmarks.baselines import torchvision_loader
+from samlab.data import DeviceLoader
 
 
 def everything(dl) -> tuple[torch.Tensor, torch.Tensor]:
