@@ -259,7 +259,8 @@ def format_doctor_report(report: dict[str, Any]) -> str:
 _TRAIN_HELP = """Train a model with SGD or the SAM family; write runs/<name>/.
 
 Every field of samlab.train.TrainConfig is a flag (defaults: ResNet-20 on CIFAR-10,
-SPEC §4). --config FILE starts from a saved config.json; flags override it.
+docs/training.md#the-cifar-10-recipe). --config FILE starts from a saved config.json; flags
+override it.
 --resume RUN_DIR continues an interrupted run exactly where it stopped.
 Under torchrun (torchrun --nproc_per_node=N -m samlab train ...) it trains with DDP.
 Exit status: 0 completed, 3 the loss diverged, 130 interrupted (resumable)."""
@@ -311,6 +312,7 @@ def _train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from samlab.train import TrainConfig, Trainer
+    from samlab.train.trainer import EXIT_STATUS
 
     names = [f.name for f in dataclasses.fields(TrainConfig)]
     given = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
@@ -334,7 +336,9 @@ def _train(args: argparse.Namespace) -> int:
         print(f"samlab train: {err}", file=sys.stderr)
         return 2
     result = trainer.fit()
-    return {"completed": 0, "diverged": 3, "interrupted": 130}[result.status]
+    if result.status == "interrupted" and trainer.stop_signal == "SIGTERM":
+        return EXIT_STATUS["terminated"]
+    return EXIT_STATUS[result.status]
 
 
 # -- samlab plot ----------------------------------------------------------------------------

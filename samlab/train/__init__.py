@@ -1,15 +1,22 @@
-"""Training on real data: config, trainer, checkpoints (SPEC §1 late phase, §3, §4).
+"""Training on real data: config, trainer, run directories, sweeps (docs/training.md).
 
 >>> from samlab.train import TrainConfig, Trainer
 >>> result = Trainer(TrainConfig(name="r20-sam", method="sam", rho=0.05, epochs=200)).fit()
+
+- :mod:`~samlab.train.config`: :class:`TrainConfig`, everything that defines a run;
+- :mod:`~samlab.train.builders`: the data, model, optimizer and schedule it builds;
+- :mod:`~samlab.train.trainer`: the loop, resume, interrupts;
+- :mod:`~samlab.train.metrics`: what an epoch measures;
+- :mod:`~samlab.train.rundir`: ``runs/<name>/``, its files, lock and status;
+- :mod:`~samlab.train.sweep`: grids of runs, each trained once.
 """
 
 from .config import TrainConfig
 
 _LAZY = {
-    "Callback": "trainer", "RunResult": "trainer", "Trainer": "trainer",
-    "TrainingDiverged": "trainer", "read_run": "trainer",
-    "load_checkpoint": "checkpoint", "read_metrics": "checkpoint",
+    "Callback": "trainer", "Trainer": "trainer", "TrainingDiverged": "trainer",
+    "RunResult": "rundir", "RunDir": "rundir", "RunInUse": "rundir", "read_run": "rundir",
+    "sweep": "sweep",
 }
 
 

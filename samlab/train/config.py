@@ -1,29 +1,38 @@
-"""The training configuration: one dataclass, saved as ``config.json`` with every run."""
+"""The training configuration: one dataclass, saved as ``config.json`` with every run.
+
+Every field is checked against what its consumer needs (docs/training.md#the-config), so
+a config that validates never fails later for a config reason.
+"""
 
 from __future__ import annotations
 
 import json
-import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-METHODS = ("sgd", "sam", "usam", "ssam", "asam")
+from .. import methods, validate
+
 MODELS = ("resnet20", "small_cnn", "mlp")
 DATASETS = ("cifar10", "cifar10-jpeg", "digits", "random")
 SCHEDULES = ("cosine", "step", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
 BN_MODES = ("eval", "train")
+#: Lanczos takes at most this many Hessian-vector products per measurement.
+MAX_SHARPNESS_K = 100
+#: Longest run name: a path component (255 bytes on most filesystems), with room to spare.
+MAX_NAME = 200
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a run. Defaults follow SPEC §4 (ResNet-20 on CIFAR-10).
+    """Everything that defines a run. Defaults: ResNet-20 on CIFAR-10, the papers' recipe
+    (docs/training.md#the-cifar-10-recipe).
 
-    ``method`` picks the optimizer: ``sgd`` (the base optimizer alone), ``sam``
-    (normalized ascent, Foret et al.), ``usam``, ``ssam`` (unnormalized ascent +
-    renormalization, Tan et al.) or ``asam`` (Kwon et al.). ``switch_epoch`` makes it
-    late-phase: plain SGD before that epoch, ``method`` from it on (Zhou et al.).
+    ``method`` is a row of :mod:`samlab.methods` (``sgd``, ``sam``, ``usam``, ``ssam``,
+    ``asam``, ``rsam``). ``switch_epoch`` makes it late-phase: plain SGD before that
+    epoch, ``method`` from it on (Zhou et al.).
     """
 
     name: str = "run"
@@ -66,50 +75,64 @@ class TrainConfig:
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the field, the value and what is allowed."""
-        _choice("method", self.method, METHODS)
-        _choice("model", self.model, MODELS)
-        _choice("dataset", self.dataset, DATASETS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("sharpness_bn_mode", self.sharpness_bn_mode, BN_MODES)
-        _number("lr", self.lr, lower=0.0, strict=True)
-        _number("rho", self.rho, lower=0.0)
-        _number("weight_decay", self.weight_decay, lower=0.0)
-        _number("momentum", self.momentum, lower=0.0)
-        _number("step_gamma", self.step_gamma, lower=0.0, strict=True)
-        _number("label_smoothing", self.label_smoothing, lower=0.0)
-        if self.label_smoothing >= 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
-        _integer("epochs", self.epochs, lower=1)
-        _integer("batch_size", self.batch_size, lower=1)
-        if self.n_val is not None:
-            _integer("n_val", self.n_val, lower=0)
-        _integer("seed", self.seed, lower=0)
-        _integer("sharpness_every", self.sharpness_every, lower=0)
-        _integer("sharpness_subset", self.sharpness_subset, lower=1)
-        _integer("sharpness_k", self.sharpness_k, lower=1)
-        _integer("trace_probes", self.trace_probes, lower=0)
-        _integer("log_every", self.log_every, lower=0)
-        if self.cpu_threads is not None:
-            _integer("cpu_threads", self.cpu_threads, lower=1)
-        if self.n_train is not None:
-            _integer("n_train", self.n_train, lower=1)
+        """Raise ``ValueError`` naming the field, the value and what is allowed.
+
+        Values are normalized on the way: NumPy scalars become Python numbers, a tuple of
+        ``step_epochs`` a list, so the config saves as plain JSON.
+        """
+        v = validate
+        self.name = _run_name(self.name)
+        self.runs_dir = str(v.path("runs_dir", self.runs_dir))
+        self.method = v.choice("method", self.method, methods.names())
+        self.model = v.choice("model", self.model, MODELS)
+        self.dataset = v.choice("dataset", self.dataset, DATASETS)
+        self.schedule = v.choice("schedule", self.schedule, SCHEDULES)
+        self.precision = v.choice("precision", self.precision, PRECISIONS)
+        self.sharpness_bn_mode = v.choice("sharpness_bn_mode", self.sharpness_bn_mode, BN_MODES)
+        self.device = _device(self.device)
+        self.lr = v.number("lr", self.lr, low=0.0, strict_low=True)
+        self.rho = v.number("rho", self.rho, low=0.0)
+        self.weight_decay = v.number("weight_decay", self.weight_decay, low=0.0)
+        self.momentum = v.number("momentum", self.momentum, low=0.0)
+        self.step_gamma = v.number("step_gamma", self.step_gamma, low=0.0, strict_low=True)
+        self.label_smoothing = v.number("label_smoothing", self.label_smoothing, low=0.0,
+                                        high=1.0, strict_high=True)
+        self.nesterov = v.flag("nesterov", self.nesterov)
+        self.reset_on_switch = v.flag("reset_on_switch", self.reset_on_switch)
+        self.channels_last = v.flag("channels_last", self.channels_last, none=True)
+        self.augment = v.flag("augment", self.augment, none=True)
+        self.epochs = v.integer("epochs", self.epochs, low=1)
+        self.batch_size = v.integer("batch_size", self.batch_size, low=1)
+        self.n_train = v.integer("n_train", self.n_train, low=1, none=True)
+        self.n_val = v.integer("n_val", self.n_val, low=0, none=True)
+        self.seed = v.integer("seed", self.seed, low=0)
+        self.sharpness_every = v.integer("sharpness_every", self.sharpness_every, low=0)
+        self.sharpness_subset = v.integer("sharpness_subset", self.sharpness_subset, low=1)
+        self.sharpness_k = v.integer("sharpness_k", self.sharpness_k, low=1,
+                                     high=MAX_SHARPNESS_K)
+        self.trace_probes = v.integer("trace_probes", self.trace_probes, low=0)
+        if self.trace_probes == 1:
+            raise v.fail("trace_probes", "0 (no trace) or an integer >= 2 (a standard error "
+                         "needs two probes)", 1)
+        self.log_every = v.integer("log_every", self.log_every, low=0)
+        self.cpu_threads = v.integer("cpu_threads", self.cpu_threads, low=1, none=True)
+        if self.n_train is not None and self.batch_size > self.n_train:
+            raise v.fail("batch_size", f"at most n_train ({self.n_train}): the trainer drops "
+                         "the last partial batch, so a larger one leaves no step",
+                         self.batch_size)
+        self.switch_epoch = v.integer("switch_epoch", self.switch_epoch, low=0, none=True)
         if self.switch_epoch is not None:
-            _integer("switch_epoch", self.switch_epoch, lower=0)
             if self.switch_epoch > self.epochs:
-                raise ValueError(
-                    f"switch_epoch must be <= epochs ({self.epochs}), got {self.switch_epoch}"
-                )
-            if self.method == "sgd":
+                raise v.fail("switch_epoch", f"<= epochs ({self.epochs})", self.switch_epoch)
+            if not methods.get_method(self.method).has_ascent:
+                sam_family = [m for m in methods.names() if methods.get_method(m).has_ascent]
                 raise ValueError("switch_epoch needs a SAM-family method to switch to "
-                                 f"(one of {METHODS[1:]}), got method='sgd'")
-        if not isinstance(self.step_epochs, (list, tuple)) or not all(
-                isinstance(e, int) and e >= 0 for e in self.step_epochs):
-            raise ValueError(
-                f"step_epochs must be a list of integers >= 0, got {self.step_epochs!r}")
-        if not isinstance(self.name, str) or not self.name or "/" in self.name:
-            raise ValueError(f"name must be a non-empty string without '/', got {self.name!r}")
+                                 f"(one of {', '.join(sam_family)}), got method={self.method!r}")
+        if isinstance(self.step_epochs, tuple):
+            self.step_epochs = list(self.step_epochs)
+        if not isinstance(self.step_epochs, list):
+            raise v.fail("step_epochs", "a list of integers >= 0", self.step_epochs)
+        self.step_epochs = [v.integer("step_epochs", e, low=0) for e in self.step_epochs]
 
     # -- files --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -125,7 +148,7 @@ class TrainConfig:
 
     def save(self, path: str | Path) -> None:
         """Write as JSON, atomically."""
-        from .checkpoint import atomic_write_text
+        from ..files import atomic_write_text
 
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
@@ -138,19 +161,16 @@ class TrainConfig:
         return Path(self.runs_dir) / self.name
 
 
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+def _run_name(name: Any) -> str:
+    """A run's name is one directory inside ``runs_dir``: never a path that leaves it."""
+    if not isinstance(name, str) or not name or name in (".", "..") or len(name) > MAX_NAME \
+            or re.search(r"[/\\\x00]", name):
+        raise validate.fail("name", f"a directory name of 1..{MAX_NAME} characters, not '.' "
+                            "or '..', without '/', '\\' or NUL", name)
+    return name
 
 
-def _number(name: str, value: Any, *, lower: float, strict: bool = False) -> None:
-    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-          and math.isfinite(value) and (value > lower if strict else value >= lower))
-    if not ok:
-        rel = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {rel} {lower:g}, got {value!r}")
-
-
-def _integer(name: str, value: Any, *, lower: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lower:
-        raise ValueError(f"{name} must be an integer >= {lower}, got {value!r}")
+def _device(device: Any) -> str:
+    if not (isinstance(device, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", device)):
+        raise validate.fail("device", "'auto', 'cpu', 'cuda' or 'cuda:N'", device)
+    return device

@@ -1,86 +1,69 @@
 """Grids of runs: one base config, some fields varied, every combination trained once.
 
-A run that already finished in ``runs_dir`` is read back, not retrained, and an
-interrupted one is resumed: re-running a notebook cell costs nothing the second time.
+Each run lives in ``<runs_dir>/<base.name>/<field>=<value>,...-<key>``, where ``key`` is a
+short hash of the whole config (:func:`config_key`). A run that already finished there is
+read back, not retrained, and an interrupted one is resumed: re-running a notebook cell
+costs nothing the second time, and editing the base config (a new ``ρ``, a new ``lr``)
+trains new runs instead of returning old results under a new label.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
-import math
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from .checkpoint import CHECKPOINT, load_checkpoint
 from .config import TrainConfig
+from .rundir import RunDir, RunResult
 
 
-@dataclass
-class SweepRun:
-    """One finished (or diverged) run of a sweep: its config and metrics records."""
+def config_key(config: TrainConfig) -> str:
+    """8 hex digits that change with every field that affects a run's results.
 
-    config: TrainConfig
-    status: str
-    records: list[dict[str, Any]]
-
-    @property
-    def last(self) -> dict[str, Any]:
-        """The last epoch record (``{}`` if no epoch finished)."""
-        epochs = [r for r in self.records if r.get("kind") == "epoch"]
-        return epochs[-1] if epochs else {}
-
-    def final(self, key: str) -> float:
-        """``key`` of the last epoch; NaN when missing or when the run diverged."""
-        value = self.last.get(key) if self.status != "diverged" else None
-        return float(value) if value is not None else math.nan
+    Where a run lives (``name``, ``runs_dir``) is not part of it.
+    """
+    fields = {k: v for k, v in config.to_dict().items() if k not in ("name", "runs_dir")}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def sweep(base: TrainConfig, vary: dict[str, Sequence[Any]], *, callbacks=(),
-          progress: bool = True) -> list[SweepRun]:
+          progress: bool = True) -> list[RunResult]:
     """Train ``base`` with every combination of the values in ``vary``.
 
-    Run names are ``<base.name>/<field>=<value>,...`` (a sub-directory per run), e.g.
-    ``sweep(cfg, {"method": ["sam", "usam"], "rho": [0.05, 0.5], "seed": [0, 1]})``
-    trains eight runs. A diverged run is kept (status ``"diverged"``), not retried.
+    ``sweep(cfg, {"method": ["sam", "usam"], "rho": [0.05, 0.5], "seed": [0, 1]})`` trains
+    eight runs, each in a sub-directory of ``<runs_dir>/<base.name>`` named by its values
+    and its :func:`config_key`. Returns one :class:`RunResult` per combination, with its
+    config and every record. A diverged run is kept (status ``"diverged"``), not retried.
     """
     from tqdm.auto import tqdm
 
-    from .trainer import Trainer, read_run
+    from .trainer import Trainer
 
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
     for key in vary:
-        if key not in {f.name for f in dataclasses.fields(TrainConfig)} or key == "name":
-            raise ValueError(f"vary has an unknown or reserved field {key!r}")
+        if key not in known or key in ("name", "runs_dir"):
+            raise ValueError(f"vary must name config fields other than name and runs_dir, "
+                             f"got {key!r}")
     keys = list(vary)
     combos = list(itertools.product(*(vary[k] for k in keys)))
     runs = []
     for values in tqdm(combos, desc=base.name, disable=not progress):
         changes = dict(zip(keys, values))
+        config = dataclasses.replace(base, runs_dir=f"{base.runs_dir}/{base.name}", **changes)
         tag = ",".join(f"{k}={v}" for k, v in changes.items())
-        config = dataclasses.replace(base, name=tag, runs_dir=f"{base.runs_dir}/{base.name}",
-                                     **changes)
-        status = _status(config)
+        config.name = f"{tag}-{config_key(config)}" if tag else config_key(config)
+        config.validate()
+        rundir = RunDir.of(config)
+        status = rundir.status(config.epochs)
+        if status != "new" and config_key(rundir.read_config()) != config_key(config):
+            # Same key, other config: a hand-edited or colliding directory. Never reuse it.
+            raise ValueError(f"{rundir.path} holds a run of another config; delete it")
         if status == "new":
-            status = Trainer(config, callbacks=callbacks, progress=False).fit().status
+            Trainer(config, callbacks=callbacks, progress=False).fit()
         elif status == "interrupted":
-            status = Trainer(config, callbacks=callbacks, resume=True, progress=False).fit().status
-        _, records = read_run(config.run_dir)
-        runs.append(SweepRun(config, status, records))
+            Trainer(config, callbacks=callbacks, resume=True, progress=False).fit()
+        runs.append(rundir.result())
     return runs
-
-
-def _status(config: TrainConfig) -> str:
-    """``new``, ``completed``, ``diverged`` or ``interrupted``, from what is on disk."""
-    from .trainer import read_run
-
-    path = config.run_dir / CHECKPOINT
-    if not path.exists():
-        return "new"
-    state = load_checkpoint(path)
-    if int(state["epoch"]) >= config.epochs:
-        return "completed"
-    _, records = read_run(config.run_dir)
-    if records and records[-1].get("kind") == "diverged":
-        return "diverged"
-    return "interrupted"

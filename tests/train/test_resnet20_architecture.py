@@ -1,4 +1,5 @@
-"""ResNet-20 for CIFAR-10 (He et al. 2016, SPEC §4): 3 stages x 3 basic blocks, 16/32/64
+"""ResNet-20 for CIFAR-10 (He et al. 2016, docs/training.md#the-cifar-10-recipe): 3 stages x 3
+basic blocks, 16/32/64
 channels, option-A shortcuts, about 0.27 M parameters, (N, 3, 32, 32) → (N, 10)."""
 
 from __future__ import annotations

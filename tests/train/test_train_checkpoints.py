@@ -12,7 +12,7 @@ from train_tools import digits_config
 from train_truth import assert_identical, load_weights_only
 
 from samlab.train import Callback, Trainer
-from samlab.train import checkpoint as ckpt
+from samlab.train.rundir import RunDir
 
 
 class CheckpointAfterEachEpoch(Callback):
@@ -64,7 +64,7 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_leaves_no_temporary_fi
         tmp_path, monkeypatch, failure):
     path = tmp_path / "checkpoint.pt"
     before = {"epoch": 1, "weights": torch.arange(6.0)}
-    ckpt.save_checkpoint(path, before)
+    RunDir(tmp_path).save_checkpoint(before)
     good_bytes = path.read_bytes()
 
     if failure == "torch.save raises OSError":
@@ -77,7 +77,7 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_leaves_no_temporary_fi
         monkeypatch.setattr(os, "replace", replace_fails)
         expected = OSError
     with pytest.raises(expected):
-        ckpt.save_checkpoint(path, {"epoch": 2, "weights": torch.zeros(6)})
+        RunDir(tmp_path).save_checkpoint({"epoch": 2, "weights": torch.zeros(6)})
     monkeypatch.undo()
 
     assert path.read_bytes() == good_bytes
@@ -125,4 +125,4 @@ def test_the_config_file_is_written_atomically_too(tmp_path, monkeypatch):
 
 def test_a_torn_last_metrics_line_is_ignored_when_reading(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"kind": "epoch", "epoch": 0}\n{"kind": "ep')
-    assert ckpt.read_metrics(tmp_path) == [{"kind": "epoch", "epoch": 0}]
+    assert RunDir(tmp_path).records() == [{"kind": "epoch", "epoch": 0}]

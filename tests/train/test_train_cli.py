@@ -109,7 +109,8 @@ def test_ctrl_c_during_samlab_train_exits_130_with_a_resumable_checkpoint(
 
 @pytest.mark.parametrize("flags, message", [
     (["--lr", "-1"], "lr must be a finite number > 0, got -1.0"),
-    (["--method", "adam"], "method must be one of sgd, sam, usam, ssam, asam; got 'adam'"),
+    (["--method", "adam"],
+     "method must be one of 'sgd', 'gd', 'sam', 'usam', 'ssam', 'asam', 'rsam', got 'adam'"),
     (["--method", "sgd", "--switch-epoch", "1"], "switch_epoch needs a SAM-family method"),
     (["--epochs", "0"], "epochs must be an integer >= 1, got 0"),
 ])

@@ -124,7 +124,7 @@ def test_a_two_process_run_writes_one_record_per_epoch_and_the_one_process_weigh
         for key in ("train_acc", "val_acc", "test_acc"):
             assert ddp[key] == pytest.approx(single[key], abs=1.5 / 360)
     assert sorted(p.name for p in run_dir.iterdir()) == \
-        ["checkpoint.pt", "config.json", "metrics.jsonl"]
+        [".lock", "checkpoint.pt", "config.json", "metrics.jsonl"]
 
 
 def test_torchrun_resumes_an_interrupted_run_to_the_one_process_weights(tmp_path, one_process):

@@ -1,4 +1,5 @@
-"""Late-phase SAM (Zhou et al.; SPEC §1): with ``switch_epoch=s``, epochs before ``s`` are
+"""Late-phase SAM (Zhou et al.; docs/methods.md#late-phase-switching): with ``switch_epoch=s``,
+epochs before ``s`` are
 plain SGD (bit-identical to ``method="sgd"``), SAM from ``s`` on; the records say which."""
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ def test_resnet20_on_2000_jpeg_cifar10_images_beats_chance_in_two_epochs(shared_
     none_x, none_y = np.zeros((0, 32, 32, 3), np.uint8), np.zeros(0, np.int64)
     data = ImageData("cifar10-jpeg", JPEG_LABEL, CIFAR10_CLASSES, train_x, train_y,
                      none_x, none_y, test_x, test_y, CIFAR10_MEAN, CIFAR10_STD)
-    # SPEC §4's recipe (SGD, momentum 0.9, weight decay 5e-4, cosine, crop + flip), short.
+    # The recipe of docs/training.md#the-cifar-10-recipe (SGD, momentum 0.9, weight decay 5e-4,
+    # cosine, crop + flip), short.
     config = TrainConfig(name="r20", model="resnet20", dataset="cifar10-jpeg", n_train=N_TRAIN,
                          n_val=0, epochs=EPOCHS, batch_size=32, lr=0.05, cpu_threads=1,
                          runs_dir=str(tmp_path))

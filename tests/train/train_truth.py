@@ -1,6 +1,7 @@
 """The truth the training tests compare against, written out here, not taken from samlab.
 
-Nothing here imports samlab: the cosine schedule is SPEC §4's formula, the evaluation is
+Nothing here imports samlab: the cosine schedule is the formula of
+docs/training.md#the-cifar-10-recipe, the evaluation is
 plain torch on the raw uint8 images, and the comparisons are exact (``torch.equal``), so
 a test that compares the trainer with them compares it with the claim, not with itself.
 """
@@ -22,7 +23,8 @@ WALL_TIME_FIELDS = frozenset({"train_time", "sharpness_time"})
 
 
 def cosine_lr(lr: float, steps_done: int, total_steps: int) -> float:
-    """SPEC §4's cosine decay: ``η_t = η · ½ (1 + cos(π t / T))`` after ``t`` of ``T`` steps."""
+    """The cosine decay of docs/training.md#the-cifar-10-recipe: ``η_t = η · ½ (1 + cos(π t / T))``
+    after ``t`` of ``T`` steps."""
     return lr * 0.5 * (1.0 + math.cos(math.pi * steps_done / total_steps))
 
 

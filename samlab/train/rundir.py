@@ -1,0 +1,255 @@
+"""A run's directory, and the one owner of everything in it (docs/training.md#a-run-directory).
+
+::
+
+    runs/<name>/
+      config.json     the run's identity: the TrainConfig that made it
+      metrics.jsonl   one JSON record per line: epochs, steps (log_every), how it ended
+      checkpoint.pt   the exact position: weights, optimizer, scheduler, RNG, epoch, batch
+      .lock           held (flock) by the one trainer writing the run
+
+The order of writes is what makes a kill at any moment lose nothing: a record is
+appended and fsynced *before* the checkpoint that claims it is renamed into place
+(:meth:`RunDir.save_checkpoint`, atomic). After a kill, every epoch the checkpoint
+claims has its record; a record written just before the kill, past the checkpoint,
+belongs to a timeline that is gone and is dropped on resume.
+Checkpoints hold only tensors and plain Python values, so they load with
+``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import pickle
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..files import FILE_MODE, atomic_write, atomic_write_text, fsync_dir, remove_stale_temporaries
+from .config import TrainConfig
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+CONFIG = "config.json"
+LOCK = ".lock"
+
+#: How a run can stand: not started, finished, stopped by a non-finite loss, or resumable.
+STATUSES = ("new", "completed", "diverged", "interrupted")
+
+
+def last_epoch(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last epoch record of ``records`` (``{}`` if no epoch finished)."""
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    return epochs[-1] if epochs else {}
+
+
+@dataclass
+class RunResult:
+    """How a run ended (``completed``, ``interrupted`` or ``diverged``), and its records.
+
+    From :meth:`Trainer.fit` the records are those this call wrote; from a sweep (and
+    :meth:`RunDir.result`) they are every record of the run.
+    """
+
+    status: str
+    epochs_done: int
+    run_dir: Path
+    message: str = ""
+    records: list[dict[str, Any]] = field(default_factory=list)
+    config: TrainConfig | None = None
+
+    @property
+    def last(self) -> dict[str, Any]:
+        """The last epoch record (``{}`` if no epoch finished)."""
+        return last_epoch(self.records)
+
+    def final(self, key: str) -> float:
+        """``key`` of the last epoch; NaN when missing or when the run diverged."""
+        value = self.last.get(key) if self.status != "diverged" else None
+        return float(value) if value is not None else math.nan
+
+
+class RunInUse(RuntimeError):
+    """Another process holds the run directory's lock."""
+
+
+class RunDir:
+    """``runs/<name>/``: its files, its lock, its identity, the order of its writes."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> RunDir:
+        return cls(config.run_dir)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.path / CHECKPOINT
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG
+
+    # -- identity ------------------------------------------------------------------------------
+    def read_config(self) -> TrainConfig:
+        """The config that made this run; a clear error when it is missing or unreadable."""
+        if not self.config_file.is_file():
+            raise FileNotFoundError(f"no {CONFIG} in {self.path}: is it a samlab run directory?")
+        try:
+            data = json.loads(self.config_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{self.config_file} is corrupt ({err}); it is the run's identity, "
+                             "so the run cannot be resumed: start it again under a new name "
+                             "(or delete the directory)") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{self.config_file} is corrupt (not a JSON object)")
+        return TrainConfig.from_dict(data)
+
+    def write_config(self, config: TrainConfig) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        config.save(self.config_file)
+
+    # -- records -------------------------------------------------------------------------------
+    def records(self) -> list[dict[str, Any]]:
+        """Every record of ``metrics.jsonl`` (a torn last line, from a kill, is ignored)."""
+        if not self.metrics_file.is_file():
+            raise FileNotFoundError(f"no {METRICS} in {self.path}: is it a samlab run directory?")
+        records = []
+        for line in self.metrics_file.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return records
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one JSON line and fsync it: on disk before anything that claims it."""
+        fd = os.open(self.metrics_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        with os.fdopen(fd, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def start_records(self) -> None:
+        """An empty ``metrics.jsonl`` (a fresh run)."""
+        atomic_write_text(self.metrics_file, "")
+
+    def keep_records(self, keep: Callable[[dict[str, Any]], bool]) -> None:
+        """Rewrite ``metrics.jsonl`` (atomically) with the records for which ``keep`` holds."""
+        if self.metrics_file.is_file():
+            kept = [r for r in self.records() if keep(r)]
+            atomic_write_text(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept))
+
+    # -- the checkpoint ------------------------------------------------------------------------
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """``torch.save`` to a temporary file, then rename over ``checkpoint.pt``."""
+        import torch
+
+        atomic_write(self.checkpoint_file, lambda f: torch.save(state, f))
+
+    def load_checkpoint(self, map_location: Any = "cpu") -> dict[str, Any]:
+        """The checkpoint, loaded with ``weights_only=True`` (no arbitrary code runs)."""
+        import torch
+
+        path = self.checkpoint_file
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume")
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+            raise ValueError(
+                f"{path} is corrupt or truncated ({type(err).__name__}: {err}); samlab writes "
+                "checkpoints atomically, so it was damaged outside samlab. The way out: start "
+                f"the run again (delete {self.path} or choose another name)") from None
+
+    def epochs_done(self) -> int:
+        """Epochs the checkpoint holds (0 without one)."""
+        if not self.checkpoint_file.exists():
+            return 0
+        return int(self.load_checkpoint()["epoch"])
+
+    # -- status --------------------------------------------------------------------------------
+    def status(self, epochs: int) -> str:
+        """One of :data:`STATUSES`, for a run of ``epochs`` epochs, from what is on disk."""
+        if not self.checkpoint_file.exists():
+            return "new"
+        if self.epochs_done() >= epochs:
+            return "completed"
+        records = self.records() if self.metrics_file.is_file() else []
+        if records and records[-1].get("kind") == "diverged":
+            return "diverged"
+        return "interrupted"
+
+    def result(self) -> RunResult:
+        """The run as it stands on disk: config, status, every record."""
+        config = self.read_config()
+        records = self.records()
+        status = self.status(config.epochs)
+        return RunResult(status, self.epochs_done(), self.path, records=records, config=config)
+
+    # -- one writer ------------------------------------------------------------------------------
+    def acquire(self) -> RunLock:
+        """Take the run's exclusive lock (until :meth:`RunLock.release`), or raise
+        :class:`RunInUse` naming the process that holds it."""
+        return RunLock(self.path)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run's exclusive lock for the block (see :meth:`acquire`)."""
+        held = self.acquire()
+        try:
+            yield
+        finally:
+            held.release()
+
+    def remove_temporaries(self) -> list[Path]:
+        """Delete what killed atomic writes left behind; returns what was removed."""
+        removed = remove_stale_temporaries(self.path)
+        if removed:
+            fsync_dir(self.path)
+        return removed
+
+
+class RunLock:
+    """``fcntl.flock`` on ``runs/<name>/.lock``, holding the owner's process id.
+
+    The kernel drops the lock when its holder dies, so a lock left by a killed process
+    never blocks the next trainer.
+    """
+
+    def __init__(self, run_dir: Path):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            self.release()
+            raise RunInUse(f"{run_dir} is in use by process {holder}") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None
+
+
+def read_run(run_dir: str | Path) -> tuple[TrainConfig, list[dict[str, Any]]]:
+    """A finished or running run's config and metrics records."""
+    rd = RunDir(run_dir)
+    return rd.read_config(), rd.records()
