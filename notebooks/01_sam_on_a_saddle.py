@@ -28,7 +28,8 @@
 # linear map · 5 The threshold, derived then measured · 6 What normalization and
 # renormalization change · 7 Playground · 8 Figures for handouts
 #
-# The formulas follow samlab's SPEC (§1 the optimizers, §2 the toy landscapes).
+# The formulas: [docs/methods.md](../docs/methods.md) (the optimizers) and
+# [docs/toy.md](../docs/toy.md) (the toy landscapes).
 
 # %%
 import sys

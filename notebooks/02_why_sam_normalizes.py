@@ -208,7 +208,8 @@ for (method, r), (loss, _, _) in stats["train_loss"].items():
 #
 # - Both methods flatten the minimum they reach as `ρ` grows — `λ_max` falls — until the
 #   perturbation is so large that training stalls.
-# - The two `ρ` live on **different scales** (samlab's SPEC, §1): SAM's perturbation has
+# - The two `ρ` live on **different scales**
+#   ([docs/methods.md](../docs/methods.md#two-scales-of-ρ)): SAM's perturbation has
 #   length `ρ`, USAM's `ρ·‖g‖`, and `‖g‖` shrinks as training converges. Compare them by the
 #   `mean ‖ε‖` column, not by `ρ`.
 # - On this network the normalization does not buy a wider range of working `ρ`: the

@@ -31,8 +31,9 @@
 # 2 minutes on a laptop CPU (about 30 seconds in quick mode). No GPU needed.
 #
 # **A note on ρ.** In the SSAM paper "SAM" means the *unnormalized* ascent (USAM here), so
-# its `ρ` values are on USAM's scale, not comparable with Foret's `ρ = 0.05` (samlab SPEC,
-# §1). Every result below names the ascent it used.
+# its `ρ` values are on USAM's scale, not comparable with Foret's `ρ = 0.05`
+# ([docs/methods.md](../docs/methods.md#two-scales-of-ρ)). Every result below names the
+# ascent it used.
 #
 # **Contents.** 1 What γ is · 2 The learning-rate regime · 3 γ_t on a real network ·
 # 4 Figures for handouts
@@ -229,7 +230,7 @@ fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
 for ax, stats, name in ((axes[0], acc, "test accuracy"), (axes[1], lam, "λ_max")):
     names = [f"{m.upper()}\nρ={r}" if m != "sgd" else "SGD" for m, r in settings]
     ax.bar(names, [stats[(m,)][0] for m, _ in settings], yerr=[stats[(m,)][1] for m, _ in settings],
-           capsize=4, color=[plot.METHOD_COLORS[m] for m, _ in settings])
+           capsize=4, color=[plot.method_color(m) for m, _ in settings])
     ax.set(title=f"{name} (mean ± std, {len(seeds)} seeds)")
 plt.tight_layout()
 plt.show()

@@ -1,11 +1,16 @@
 """samlab: a workbench for learning and researching sharpness-aware minimization.
 
+- :mod:`samlab.methods`: the one table of methods (SGD, SAM, USAM, SSAM, ASAM, renormalized
+  SAM) that every other module reads.
 - :mod:`samlab.toy`: exact 2D landscapes and the SAM family in NumPy, vectorized.
-- :mod:`samlab.optim`: SAM, USAM, SSAM, ASAM for PyTorch, with late-phase switching.
+- :mod:`samlab.optim`: the SAM family for PyTorch, with late-phase switching.
 - :mod:`samlab.sharpness`: Hessian eigenvalues, trace and spectral density by HVPs.
 - :mod:`samlab.models`, :mod:`samlab.data`, :mod:`samlab.train`: ResNet-20 on CIFAR-10
   (and digits) with a GPU-resident loader, a resumable trainer and ``samlab train``.
 - :mod:`samlab.widgets` (interactive) and :mod:`samlab.plot` (static) figures.
+- :mod:`samlab.validate` and :mod:`samlab.files`: argument checks and atomic writes.
+
+The reference for every formula is in ``docs/`` (docs/README.md).
 """
 
 from __future__ import annotations

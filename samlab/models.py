@@ -1,4 +1,5 @@
-"""Networks: ResNet-20 for CIFAR-10 (SPEC §4) and small models for CPU demos."""
+"""Networks: ResNet-20 for CIFAR-10 (docs/training.md#the-cifar-10-recipe) and small models for CPU
+demos."""
 
 from __future__ import annotations
 
