@@ -22,10 +22,10 @@ $(VENV)/.stamp-venv:
 	touch $@
 
 $(VENV)/.stamp-lab: pyproject.toml $(VENV)/.stamp-venv
-	$(BIN)/python -m pip install -e .
+	$(BIN)/python -m pip install -e '.[lab]'
 	touch $@
 
-# The test extra includes the runtime dependencies, so it satisfies the lab stamp too.
+# The test extra includes the lab extra, so it satisfies the lab stamp too.
 $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-venv
 	$(BIN)/python -m pip install -e '.[test]'
 	touch $(VENV)/.stamp-lab $@

@@ -54,7 +54,17 @@ def pyproject() -> dict:
 
 
 def pyproject_specs() -> list[str]:
-    return pyproject()["project"]["dependencies"]
+    """What the conda and Binder environments must hold: the library and its `lab` extra."""
+    project = pyproject()["project"]
+    return project["dependencies"] + project["optional-dependencies"]["lab"]
+
+
+def test_the_library_alone_needs_no_jupyterlab_and_the_lab_extra_adds_it():
+    project = pyproject()["project"]
+    library = lower_bounds(project["dependencies"])
+    assert "jupyterlab" not in library and "jupytext" not in library
+    assert {"jupyterlab", "jupytext"} <= set(lower_bounds(project["optional-dependencies"]["lab"]))
+    assert "samlab[lab]" in project["optional-dependencies"]["test"]
 
 
 def conda_specs() -> list[str]:
@@ -85,7 +95,8 @@ def test_environment_yml_asks_for_the_python_that_pyproject_requires():
 
 def test_no_dependency_is_pinned_to_an_exact_version():
     extras = pyproject()["project"]["optional-dependencies"].values()
-    specs = pyproject_specs() + conda_specs() + binder_specs() + [s for e in extras for s in e]
+    specs = pyproject_specs() + conda_specs() + binder_specs() + \
+        [s for e in extras for s in e if not s.startswith("samlab[")]
     pinned = [s for s in specs if {c.operator for c in Requirement(s).specifier} - {">=", "!="}]
     assert not pinned, f"use lower bounds only, not pins or upper bounds: {pinned}"
 
