@@ -1,0 +1,161 @@
+"""The same bad values, fed to every public entry point, give the same kind of error.
+
+Every message reads ``"<name> must be <what is allowed>, got <value>"`` (STYLE: "Fail
+early, say exactly"), the value shown as Python shows it; NumPy integer and float scalars
+are numbers everywhere; ``True`` is never a number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from samlab import data, sharpness, toy
+from samlab.optim import SAM
+from samlab.train import TrainConfig
+from samlab.widgets import Playground
+
+NAN, INF = math.nan, math.inf
+BAD = {
+    "> 0": [-1.0, 0.0, NAN, INF, -INF, True, "0.5", None],
+    ">= 0": [-1.0, NAN, INF, True, "0.5", None],
+    "finite": [NAN, INF, True, "0.5", None],
+    "int >= 1": [-1, 0, 2.5, NAN, True, "3", None],
+    "int >= 0": [-1, 2.5, True, "3", None],
+}
+NUMPY_GOOD = {"> 0": np.float64(0.5), ">= 0": np.float32(0.5), "finite": np.float64(0.5),
+              "int >= 1": np.int64(3), "int >= 0": np.int32(3)}
+
+QUAD = toy.ConvexQuadratic((1.0, 0.5))
+
+
+def tiny_problem():
+    gen = torch.Generator().manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    return model, [(torch.randn(8, 3, generator=gen), torch.randint(0, 2, (8,), generator=gen))]
+
+
+def sam(**kw):
+    return SAM(torch.nn.Linear(2, 1).parameters(), lr=0.1, **kw)
+
+
+def loader(**kw):
+    images = np.zeros((8, 4, 4, 1), np.uint8)
+    return data.DeviceLoader(images, np.zeros(8, np.int64), **{"batch_size": 4, **kw},
+                             device="cpu", mean=(0.5,), std=(0.25,))
+
+
+def eig(**kw):
+    model, batches = tiny_problem()
+    return sharpness.top_eigenvalues(model, F.cross_entropy, batches, **kw)
+
+
+def trace(**kw):
+    model, batches = tiny_problem()
+    return sharpness.hessian_trace(model, F.cross_entropy, batches, **kw)
+
+
+def density(**kw):
+    model, batches = tiny_problem()
+    return sharpness.spectral_density(model, F.cross_entropy, batches,
+                                      **{"n_probes": 1, "n_steps": 3, **kw})
+
+
+def subset(**kw):
+    return data.fixed_subset((torch.zeros(20, 2), torch.zeros(20)), **{"n": 10, **kw})
+
+
+# (entry point, parameter, domain, call with the value, None allowed)
+ENTRIES: list[tuple[str, str, str, Callable[[Any], Any], bool]] = [
+    ("toy.run", "lr", "> 0", lambda v: toy.run(QUAD, "sam", v, 0.1, [1.0, 1.0], 5), False),
+    ("toy.run", "rho", ">= 0", lambda v: toy.run(QUAD, "sam", 0.1, v, [1.0, 1.0], 5), False),
+    ("toy.run", "steps", "int >= 1", lambda v: toy.run(QUAD, "sam", 0.1, 0.1, [1, 1], v), False),
+    ("toy.run", "noise", ">= 0",
+     lambda v: toy.run(QUAD, "sam", 0.1, 0.1, [1, 1], 5, noise=v), False),
+    ("toy.run", "seed", "int >= 0",
+     lambda v: toy.run(QUAD, "sam", 0.1, 0.1, [1, 1], 5, seed=v), False),
+    ("toy.run", "tol", "> 0", lambda v: toy.run(QUAD, "sam", 0.1, 0.1, [1, 1], 5, tol=v), False),
+    ("toy.run", "trap_radius", "> 0",
+     lambda v: toy.run(QUAD, "sam", 0.1, 0.1, [1, 1], 5, trap_radius=v), False),
+    ("toy.run", "adaptive_eta", "> 0",
+     lambda v: toy.run(QUAD, "asam", 0.1, 0.1, [1, 1], 5, adaptive_eta=v), False),
+    ("toy.phase_diagram", "lrs", "> 0",
+     lambda v: toy.phase_diagram(QUAD, "sam", v, [0.1], [1, 1], 5), False),
+    ("toy.phase_diagram", "rhos", ">= 0",
+     lambda v: toy.phase_diagram(QUAD, "sam", [0.1], v, [1, 1], 5), False),
+    ("toy.phase_diagram", "steps", "int >= 1",
+     lambda v: toy.phase_diagram(QUAD, "sam", [0.1], [0.1], [1, 1], v), False),
+    ("toy.SaddleQuadratic", "a", "> 0", lambda v: toy.SaddleQuadratic(a=v), False),
+    ("toy.BoundedSaddle", "c", "> 0", lambda v: toy.BoundedSaddle(c=v), False),
+    ("toy.ConvexQuadratic", "eigenvalues", "> 0", lambda v: toy.ConvexQuadratic((1.0, v)), False),
+    ("toy.ConvexQuadratic", "angle", "finite", lambda v: toy.ConvexQuadratic(angle=v), False),
+    ("toy.SharpFlatValley", "width", "> 0", lambda v: toy.SharpFlatValley(width=v), False),
+    ("SAM", "rho", ">= 0", lambda v: sam(rho=v), False),
+    ("SAM", "adaptive_eta", ">= 0", lambda v: sam(method="asam", adaptive_eta=v), False),
+    ("SAM", "switch_step", "int >= 0", lambda v: sam(switch_step=v), True),
+    ("SAM", "switch_epoch", "int >= 0", lambda v: sam(switch_epoch=v), True),
+    ("SAM.set_epoch", "epoch", "int >= 0", lambda v: sam(switch_epoch=1).set_epoch(v), False),
+    ("top_eigenvalues", "k", "int >= 1", lambda v: eig(k=v), False),
+    ("top_eigenvalues", "tol", "> 0", lambda v: eig(tol=v), False),
+    ("top_eigenvalues", "max_iter", "int >= 1", lambda v: eig(max_iter=v), False),
+    ("top_eigenvalues", "seed", "int >= 0", lambda v: eig(seed=v), False),
+    ("hessian_trace", "n_probes", "int >= 1", lambda v: trace(n_probes=v), False),
+    ("spectral_density", "sigma", "> 0", lambda v: density(sigma=v), True),
+    ("spectral_density", "n_steps", "int >= 1", lambda v: density(n_steps=v), False),
+    ("fixed_subset", "n", "int >= 1", lambda v: subset(n=v), False),
+    ("fixed_subset", "batch_size", "int >= 1", lambda v: subset(batch_size=v), False),
+    ("fixed_subset", "seed", "int >= 0", lambda v: subset(seed=v), False),
+    ("split_train_val", "n_val", "int >= 0", lambda v: data.split_train_val(100, n_val=v), False),
+    ("split_train_val", "seed", "int >= 0", lambda v: data.split_train_val(100, 10, seed=v), False),
+    ("load_dataset", "n_train", "int >= 1",
+     lambda v: data.load_dataset("digits", n_train=v), True),
+    ("load_dataset", "split_seed", "int >= 0",
+     lambda v: data.load_dataset("digits", split_seed=v), False),
+    ("DeviceLoader", "batch_size", "int >= 1", lambda v: loader(batch_size=v), False),
+    ("DeviceLoader", "padding", "int >= 0", lambda v: loader(padding=v), False),
+    ("DeviceLoader", "seed", "int >= 0", lambda v: loader(seed=v), False),
+    ("Playground", "steps", "int >= 1", lambda v: Playground(QUAD, steps=v), False),
+    *[("TrainConfig", name, kind, lambda v, n=name: TrainConfig(**{"batch_size": 1, n: v}),
+       none)
+      for name, kind, none in [
+          ("lr", "> 0", False), ("rho", ">= 0", False), ("weight_decay", ">= 0", False),
+          ("momentum", ">= 0", False), ("step_gamma", "> 0", False),
+          ("label_smoothing", ">= 0", False), ("epochs", "int >= 1", False),
+          ("batch_size", "int >= 1", False), ("seed", "int >= 0", False),
+          ("sharpness_every", "int >= 0", False), ("sharpness_subset", "int >= 1", False),
+          ("log_every", "int >= 0", False), ("n_train", "int >= 1", True),
+          ("n_val", "int >= 0", True), ("cpu_threads", "int >= 1", True)]],
+]
+
+CASES = [(entry, name, kind, call, value)
+         for entry, name, kind, call, none in ENTRIES
+         for value in BAD[kind] if not (none and value is None)]
+
+
+@pytest.mark.parametrize("entry, name, kind, call, value", CASES,
+                         ids=[f"{e}-{n}={v!r}" for e, n, _, _, v in CASES])
+def test_a_bad_value_is_a_value_error_naming_the_parameter_and_the_value(
+        entry, name, kind, call, value):
+    with pytest.raises(ValueError) as err:
+        call(value)
+    message = str(err.value)
+    assert message.startswith(f"{name} must be "), message
+    assert message.endswith(f"got {value!r}"), message
+
+
+@pytest.mark.parametrize("entry, name, kind, call, none", ENTRIES,
+                         ids=[f"{e}-{n}" for e, n, *_ in ENTRIES])
+def test_a_numpy_scalar_is_a_number(entry, name, kind, call, none):
+    call(NUMPY_GOOD[kind])  # no error
+
+
+def test_a_numpy_scalar_in_a_config_is_stored_as_a_python_number():
+    config = TrainConfig(seed=np.int64(1), lr=np.float64(0.5))
+    assert type(config.seed) is int and type(config.lr) is float
+    assert config.to_dict()["seed"] == 1
