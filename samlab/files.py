@@ -31,11 +31,22 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
-    """Call ``write(f)`` on a temporary file, then put it at ``path``: all of it or none."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *,
+                 sole_writer: bool = False) -> None:
+    """Call ``write(f)`` on a temporary file, then put it at ``path``: all of it or none.
+
+    The temporary file is ``.<name>.<random>.tmp`` beside ``path``; with
+    ``sole_writer=True`` (the caller holds a lock on the directory, as a trainer does on
+    its run directory) it is ``.<name>.tmp``, so that every file a run writes has a name
+    known in advance.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    if sole_writer:
+        tmp = str(path.with_name(f".{path.name}{TMP_SUFFIX}"))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    else:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
         # mkstemp makes the file 0600; give it what open() would, so that every file of
         # a run directory has the same permissions.
@@ -51,9 +62,9 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     fsync_dir(path.parent)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write(path, lambda f: f.write(text.encode()))
+def atomic_write_text(path: str | Path, text: str, *, sole_writer: bool = False) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda f: f.write(text.encode()), sole_writer=sole_writer)
 
 
 def fsync_dir(directory: str | Path) -> None:

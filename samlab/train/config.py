@@ -146,11 +146,15 @@ class TrainConfig:
             raise ValueError(f"unknown config fields {unknown}; known fields: {sorted(known)}")
         return cls(**data)
 
+    def to_json(self) -> str:
+        """The config as ``config.json`` holds it."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
     def save(self, path: str | Path) -> None:
         """Write as JSON, atomically."""
         from ..files import atomic_write_text
 
-        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(Path(path), self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:

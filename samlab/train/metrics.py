@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import sharpness
 from .config import TrainConfig
 
 
@@ -127,6 +126,8 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
 def measure_sharpness(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],
                       config: TrainConfig) -> dict[str, Any]:
     """Top-k Hessian eigenvalues (and the trace) on the fixed subset (docs/sharpness.md)."""
+    from .. import sharpness  # torch.func, which it needs, takes seconds to import
+
     loss_fn = nn.CrossEntropyLoss()
     k = min(config.sharpness_k, sum(p.numel() for p in model.parameters()))
     eig = sharpness.top_eigenvalues(model, loss_fn, batches, k=k,

@@ -120,8 +120,7 @@ class RunDir:
         return TrainConfig.from_dict(data)
 
     def write_config(self, config: TrainConfig) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        config.save(self.config_file)
+        atomic_write_text(self.config_file, config.to_json(), sole_writer=True)
 
     # -- records -------------------------------------------------------------------------------
     def records(self) -> list[dict[str, Any]]:
@@ -146,20 +145,21 @@ class RunDir:
 
     def start_records(self) -> None:
         """An empty ``metrics.jsonl`` (a fresh run)."""
-        atomic_write_text(self.metrics_file, "")
+        atomic_write_text(self.metrics_file, "", sole_writer=True)
 
     def keep_records(self, keep: Callable[[dict[str, Any]], bool]) -> None:
         """Rewrite ``metrics.jsonl`` (atomically) with the records for which ``keep`` holds."""
         if self.metrics_file.is_file():
             kept = [r for r in self.records() if keep(r)]
-            atomic_write_text(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept))
+            atomic_write_text(self.metrics_file, "".join(json.dumps(r) + "\n" for r in kept),
+                              sole_writer=True)
 
     # -- the checkpoint ------------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """``torch.save`` to a temporary file, then rename over ``checkpoint.pt``."""
         import torch
 
-        atomic_write(self.checkpoint_file, lambda f: torch.save(state, f))
+        atomic_write(self.checkpoint_file, lambda f: torch.save(state, f), sole_writer=True)
 
     def load_checkpoint(self, map_location: Any = "cpu") -> dict[str, Any]:
         """The checkpoint, loaded with ``weights_only=True`` (no arbitrary code runs)."""

@@ -152,6 +152,7 @@ class Trainer:
                 f"{rd.path} already holds a run: resume it (samlab train --resume {rd.path}) "
                 "or choose another name"
             )
+        rd.remove_temporaries()  # of a start killed before its first checkpoint
         rd.write_config(self.config)
         rd.start_records()
 
