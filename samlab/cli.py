@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
 import platform
 import sys
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from samlab.paths import CIFAR10_FILES, CIFAR10_FOLDER, data_dir
 # Distribution names whose versions `samlab doctor` reports, in the order it reports them.
 PACKAGES = (
     "numpy",
+    "scikit-learn",
+    "tqdm",
     "torch",
     "torchvision",
     "matplotlib",
@@ -50,8 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     return args.func(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (``samlab train: error: ...``), not usage plus error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="samlab",
         description="A workbench for sharpness-aware minimization (SAM).",
     )
@@ -178,10 +188,25 @@ def _data_report() -> dict[str, Any]:
     root = data_dir()
     folder = root / CIFAR10_FOLDER
     missing = [name for name in CIFAR10_FILES if not (folder / name).is_file()]
+    corrupt = [name for name in CIFAR10_FILES
+               if name not in missing and not _md5_ok(folder / name)]
     return {
         "dir": str(root),
-        "cifar10": {"path": str(folder), "present": not missing, "missing": missing},
+        "cifar10": {"path": str(folder), "present": not missing, "missing": missing,
+                    "corrupt": corrupt, "ok": not missing and not corrupt},
     }
+
+
+def _md5_ok(path: Path) -> bool:
+    """Whether ``path`` has the md5 torchvision ships for its CIFAR-10 file."""
+    try:
+        from torchvision.datasets.utils import check_integrity
+
+        from samlab.data.cifar10 import cifar10_md5
+
+        return check_integrity(str(path), cifar10_md5()[path.name])
+    except Exception:  # no torchvision: the versions section says so; do not guess
+        return True
 
 
 def format_doctor_report(report: dict[str, Any]) -> str:
@@ -238,10 +263,13 @@ def format_doctor_report(report: dict[str, Any]) -> str:
     data = report["data"]
     lines += ["", f"Data  ({data['dir']}; set SAMLAB_DATA to use another directory)"]
     cifar10 = data["cifar10"]
-    if cifar10["present"]:
-        row("CIFAR-10", f"ok  {cifar10['path']}")
+    if cifar10["ok"]:
+        row("CIFAR-10", f"ok  {cifar10['path']} (md5s checked)")
     else:
-        if len(cifar10["missing"]) == len(CIFAR10_FILES):
+        if cifar10["present"]:
+            row("CIFAR-10", f"CORRUPT  {', '.join(cifar10['corrupt'])} in {cifar10['path']} "
+                            "do not have torchvision's md5: delete them and download again")
+        elif len(cifar10["missing"]) == len(CIFAR10_FILES):
             row("CIFAR-10", f"not found  no {cifar10['path']}")
         else:
             row("CIFAR-10", f"incomplete  {cifar10['path']} lacks {', '.join(cifar10['missing'])}")
@@ -259,19 +287,22 @@ def format_doctor_report(report: dict[str, Any]) -> str:
 _TRAIN_HELP = """Train a model with SGD or the SAM family; write runs/<name>/.
 
 Every field of samlab.train.TrainConfig is a flag (defaults: ResNet-20 on CIFAR-10,
-docs/training.md#the-cifar-10-recipe). --config FILE starts from a saved config.json; flags
-override it.
---resume RUN_DIR continues an interrupted run exactly where it stopped.
-Under torchrun (torchrun --nproc_per_node=N -m samlab train ...) it trains with DDP.
-Exit status: 0 completed, 3 the loss diverged, 130 interrupted (resumable)."""
+docs/training.md#the-cifar-10-recipe). --config FILE starts from a saved config.json;
+flags override it. --resume RUN_DIR continues an interrupted run exactly where it
+stopped. Under torchrun (torchrun --nproc_per_node=N -m samlab train ...) it trains
+with DDP.
+
+Exit status: 0 completed, 2 bad input (one line on stderr; SAMLAB_DEBUG=1 shows the
+traceback), 3 the loss diverged, 130 interrupted by Ctrl-C, 143 by SIGTERM (both
+resumable)."""
 
 
 def _add_train(subcommands: argparse._SubParsersAction) -> None:
     import dataclasses
 
-    from samlab.train.config import TrainConfig
+    from samlab.train.config import HELP, TrainConfig, choices
 
-    p = subcommands.add_parser("train", help="train a model (SGD, SAM, USAM, SSAM, ASAM)",
+    p = subcommands.add_parser("train", help="train a model with any method of the table",
                                description=_TRAIN_HELP,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, help="a config.json to start from")
@@ -282,26 +313,28 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
             else f.default
         flag = "--" + f.name.replace("_", "-")
         kind = str(f.type)
-        if "bool" in kind and "None" not in kind:
+        text = f"{HELP[f.name]} (default: {'auto' if default is None else default})"
+        if "bool" in kind:  # --x / --no-x; absent: the default (None: decided by the run)
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                           default=None, help=f"(default: {default})")
+                           default=None, help=text)
         elif "list" in kind:
             p.add_argument(flag, dest=f.name, type=int, nargs="*", default=None,
-                           help=f"(default: {default})")
+                           metavar="EPOCH", help=text)
+        elif choices(f.name):  # checked by TrainConfig, which says it in one line
+            allowed = choices(f.name)
+            p.add_argument(flag, dest=f.name, default=None, metavar="{" + ",".join(allowed) + "}",
+                           help=text)
         else:
-            base = (bool if "bool" in kind else int if "int" in kind
-                    else float if "float" in kind else str)
+            base = int if "int" in kind else float if "float" in kind else str
             p.add_argument(flag, dest=f.name, type=_optional(base) if "None" in kind else base,
-                           default=None, help=f"(default: {default})")
+                           default=None, help=text)
     p.set_defaults(func=_train)
 
 
 def _optional(base: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
-        if text.lower() in ("none", "null", "auto") and base is not str:
+        if text.lower() in ("none", "null", "auto"):
             return None
-        if base is bool:
-            return text.lower() in ("1", "true", "yes", "on")
         return base(text)
 
     parse.__name__ = getattr(base, "__name__", "value")
@@ -309,36 +342,55 @@ def _optional(base: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from samlab.train import TrainConfig, Trainer
     from samlab.train.trainer import EXIT_STATUS
 
-    names = [f.name for f in dataclasses.fields(TrainConfig)]
-    given = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     try:
-        if args.resume is not None:
-            run_dir = args.resume
-            # The run directory names the run: a repeated --name/--runs-dir must agree with it.
-            for key, value in (("name", run_dir.name), ("runs_dir", run_dir.parent)):
-                if key in given and Path(given.pop(key)) != Path(value):
-                    raise ValueError(f"--resume {run_dir} is run {run_dir.name!r} in "
-                                     f"{run_dir.parent}; --{key.replace('_', '-')} disagrees")
-            config = TrainConfig.load(run_dir / "config.json")
-            config = dataclasses.replace(config, runs_dir=str(run_dir.parent),
-                                         name=run_dir.name, **given)
-            trainer = Trainer(config, resume=True, progress=not args.no_progress)
-        else:
-            base = TrainConfig.load(args.config).to_dict() if args.config else {}
-            config = TrainConfig.from_dict({**base, **given})
-            trainer = Trainer(config, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"samlab train: {err}", file=sys.stderr)
-        return 2
-    result = trainer.fit()
+        trainer = _trainer_from_args(args)
+    except Exception as err:  # every way the input can be wrong: one line, no traceback
+        return _error("train", err)
+    try:
+        result = trainer.fit()
+    except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint stands
+        print(f"samlab train: aborted; the last checkpoint stands: resume with "
+              f"samlab train --resume {trainer.run_dir}", file=sys.stderr)
+        return EXIT_STATUS["interrupted"]
+    except OSError as err:  # a full disk, a vanished directory: not a bug of samlab's
+        return _error("train", err, status=1)
     if result.status == "interrupted" and trainer.stop_signal == "SIGTERM":
         return EXIT_STATUS["terminated"]
     return EXIT_STATUS[result.status]
+
+
+def _trainer_from_args(args: argparse.Namespace):
+    import dataclasses
+
+    from samlab.train import TrainConfig, Trainer
+    from samlab.train.rundir import RunDir
+
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    given = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    if args.resume is not None:
+        run_dir = args.resume
+        # The run directory names the run: a repeated --name/--runs-dir must agree with it.
+        for key, value in (("name", run_dir.name), ("runs_dir", run_dir.parent)):
+            if key in given and Path(given.pop(key)) != Path(value):
+                raise ValueError(f"--resume {run_dir} is run {run_dir.name!r} in "
+                                 f"{run_dir.parent}; --{key.replace('_', '-')} disagrees")
+        config = RunDir(run_dir).read_config()
+        config = dataclasses.replace(config, runs_dir=str(run_dir.parent), name=run_dir.name,
+                                     **given)
+        return Trainer(config, resume=True, progress=not args.no_progress)
+    base = TrainConfig.load(args.config).to_dict() if args.config else {}
+    config = TrainConfig.from_dict({**base, **given})
+    return Trainer(config, progress=not args.no_progress)
+
+
+def _error(command: str, err: BaseException, status: int = 2) -> int:
+    """``samlab <command>: error: <what>`` on stderr; the traceback with SAMLAB_DEBUG=1."""
+    if os.environ.get("SAMLAB_DEBUG", "").strip() not in ("", "0"):
+        raise err
+    print(f"samlab {command}: error: {err}", file=sys.stderr)
+    return status
 
 
 # -- samlab plot ----------------------------------------------------------------------------

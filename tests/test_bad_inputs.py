@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -159,3 +161,140 @@ def test_a_numpy_scalar_in_a_config_is_stored_as_a_python_number():
     config = TrainConfig(seed=np.int64(1), lr=np.float64(0.5))
     assert type(config.seed) is int and type(config.lr) is float
     assert config.to_dict()["seed"] == 1
+
+
+# -- refusals: what used to be accepted, guessed at or answered with a traceback ----------------
+
+
+def sam_state(rho):
+    opt = sam()
+    state = opt.state_dict()
+    state["base"]["param_groups"][0]["rho"] = rho
+    return opt.load_state_dict(state)
+
+
+def climb_twice():
+    model = torch.nn.Linear(2, 1)
+    opt = SAM(model.parameters(), lr=0.1)
+    model(torch.ones(1, 2)).sum().backward()
+    opt.first_step(zero_grad=False)
+    opt.first_step()
+
+
+def corrupt_cifar10_offline(tmp, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "data"))
+    from fake_cifar import write_fake_cifar10
+
+    fake = write_fake_cifar10(tmp)
+    (fake.folder / "data_batch_2").write_bytes(b"damaged")
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    data.load_cifar10(fake.root, download=True, md5=fake.md5)
+
+
+def cuda_on_a_machine_without_one(tmp):
+    from samlab.train import Trainer
+
+    Trainer(TrainConfig(dataset="digits", model="mlp", device="cuda", runs_dir=str(tmp)))
+
+
+REFUSALS = [
+    ("phase_diagram of a list of methods",
+     lambda t, m: toy.phase_diagram(QUAD, ["sam", "sgd"], [0.1], [0.1], [1, 1], 5),
+     ValueError, "method must be one method name"),
+    ("angle=nan", lambda t, m: toy.ConvexQuadratic(angle=NAN), ValueError,
+     "angle must be a finite number, got nan"),
+    ("eigenvalues=5", lambda t, m: toy.ConvexQuadratic(eigenvalues=5), ValueError,
+     "eigenvalues must be two numbers > 0, got 5"),
+    ("noise=[...]", lambda t, m: toy.run(QUAD, "sam", 0.1, 0.1, [1, 1], 5, noise=[0.1]),
+     ValueError, "noise must be a finite number >= 0, got [0.1]"),
+    ("tol='x'", lambda t, m: toy.run(QUAD, "sam", 0.1, 0.1, [1, 1], 5, tol="x"), ValueError,
+     "tol must be a finite number > 0, got 'x'"),
+    ("seed='a'", lambda t, m: toy.run(QUAD, "sam", 0.1, 0.1, [1, 1], 5, seed="a"), ValueError,
+     "seed must be an integer >= 0, got 'a'"),
+    ("landscape=None", lambda t, m: toy.run(None, "sam", 0.1, 0.1, [1, 1], 5), ValueError,
+     "landscape must be a samlab.toy landscape"),
+    ("broadcast mismatch", lambda t, m: toy.run(QUAD, ["sam", "gd", "usam"], [0.1, 0.2], 0.1,
+                                                [1, 1], 5),
+     ValueError, "method, lr, rho and x0 must broadcast against each other, got shapes "
+                 "method (3,), lr (2,)"),
+    ("a run too big for memory", lambda t, m: toy.run(QUAD, "sam", np.full((2000, 2000), 0.1),
+                                                      0.1, [1, 1], 500, max_bytes=2**30),
+     MemoryError, "this call needs about 90.8 GiB for 4,000,000 runs of 500 steps"),
+    ("Playground(steps=1.5)", lambda t, m: Playground(QUAD, steps=1.5), ValueError,
+     "steps must be an integer in 1..1000, got 1.5"),
+    ("Playground(methods=adam)", lambda t, m: Playground(QUAD, methods=("sam", "adam")),
+     ValueError, "got 'adam'"),
+    ("SAM(method='adam')", lambda t, m: sam(method="adam"), ValueError,
+     "method must be one of 'sgd', 'gd', 'sam'"),
+    ("a loaded rho = -5", lambda t, m: sam_state(-5.0), ValueError,
+     "rho must be a finite number >= 0, got -5.0"),
+    ("first_step twice", lambda t, m: climb_twice(), RuntimeError,
+     "first_step called again before second_step"),
+    ("bn_mode='test'", lambda t, m: eig(bn_mode="test"), ValueError,
+     "bn_mode must be one of 'eval', 'train', got 'test'"),
+    ("corrupt CIFAR-10, offline", corrupt_cifar10_offline, RuntimeError, "data_batch_2: corrupt"),
+    ("no JPEG copy", lambda t, m: data.load_cifar10_jpeg(path=t / "nope.npz"), FileNotFoundError,
+     "cifar10-jpeg.npz not found"),
+    ("trace_probes=1", lambda t, m: TrainConfig(trace_probes=1), ValueError,
+     "trace_probes must be 0 (no trace) or an integer >= 2"),
+    ("sharpness_k=150", lambda t, m: TrainConfig(sharpness_k=150), ValueError,
+     "sharpness_k must be an integer in 1..100, got 150"),
+    ("device='potato'", lambda t, m: TrainConfig(device="potato"), ValueError,
+     "device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'potato'"),
+    ("augment='banana'", lambda t, m: TrainConfig(augment="banana"), ValueError,
+     "augment must be None, True or False, got 'banana'"),
+    ("channels_last='maybe'", lambda t, m: TrainConfig(channels_last="maybe"), ValueError,
+     "channels_last must be None, True or False, got 'maybe'"),
+    ("nesterov=1", lambda t, m: TrainConfig(nesterov=1), ValueError,
+     "nesterov must be True or False, got 1"),
+    ("batch_size > n_train", lambda t, m: TrainConfig(n_train=10, batch_size=32), ValueError,
+     "batch_size must be at most n_train (10)"),
+]
+if not torch.cuda.is_available():
+    REFUSALS.append(("device='cuda' without one", lambda t, m: cuda_on_a_machine_without_one(t),
+                     ValueError, "device must be 'cpu' or 'auto' on this machine"))
+
+
+@pytest.mark.parametrize("case, call, kind, fragment", REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_a_refused_input_says_what_and_why(case, call, kind, fragment, tmp_path, monkeypatch):
+    with pytest.raises(kind) as err:
+        call(tmp_path, monkeypatch)
+    assert fragment in str(err.value)
+
+
+CLI_REFUSALS = [
+    (["--trace-probes", "1"], "trace_probes must be 0 (no trace)"),
+    (["--sharpness-k", "150"], "sharpness_k must be an integer in 1..100"),
+    (["--batch-size", "5000"], "batch_size must be at most the 1257 training images"),
+    (["--device", "potato"], "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    (["--method", "adam"], "method must be one of"),
+    (["--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
+    (["--augment", "banana"], "unrecognized arguments: banana"),
+    (["--channels-last", "maybe"], "unrecognized arguments: maybe"),
+    (["--name", ".."], "name must be a directory name"),
+    (["--config", "/nonexistent/config.json"], "no config file at /nonexistent/config.json"),
+]
+
+
+@pytest.mark.parametrize("flags, fragment", CLI_REFUSALS,
+                         ids=[" ".join(f) for f, _ in CLI_REFUSALS])
+def test_samlab_train_refuses_bad_input_in_one_line_with_status_2(flags, fragment, tmp_path,
+                                                                   capsys):
+    from samlab.cli import main
+
+    with pytest.raises(SystemExit) if fragment.startswith(("argument", "unrecognized")) \
+            else nullcontext() as exit_:
+        status = main(["train", "--dataset", "digits", "--model", "mlp", "--epochs", "1",
+                       "--runs-dir", str(tmp_path), "--no-progress", *flags])
+    status = exit_.value.code if exit_ is not None else status
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and "error: " in err and fragment in err, err
+    assert "Traceback" not in err

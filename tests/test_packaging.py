@@ -161,7 +161,9 @@ def test_doctor_json_finds_cifar10_in_samlab_data(tmp_path):
     assert isinstance(report["cuda"]["available"], bool)
     assert set(report["widgets"]) == {"ipywidgets", "anywidget", "plotly_figurewidget"}
     assert report["data"]["dir"] == str(tmp_path)
-    assert report["data"]["cifar10"] == {"path": str(folder), "present": True, "missing": []}
+    # Present, but empty files are not CIFAR-10: doctor checks the md5s, not only the names.
+    assert report["data"]["cifar10"] == {"path": str(folder), "present": True, "missing": [],
+                                         "corrupt": list(CIFAR10_FILES), "ok": False}
 
 
 def test_data_dir_is_repo_data_unless_samlab_data_is_set(monkeypatch, tmp_path):

@@ -103,7 +103,15 @@ def load_cifar10(
 
     trouble = problems()
     if trouble and download:
-        _download_cifar10(root)
+        try:
+            _download_cifar10(root)
+        except ConnectionError as offline:
+            if any(what != "missing" for what in trouble.values()):
+                # A corrupt file is the news; that the fix could not be fetched comes second.
+                error = _cifar10_files_error(root, trouble)
+                raise type(error)(f"{error}\nThe download that would replace them failed: "
+                                  f"{offline.__cause__ or offline}") from offline
+            raise
         trouble = problems()
     if trouble:
         raise _cifar10_files_error(root, trouble)

@@ -378,6 +378,13 @@ class SAM(torch.optim.Optimizer):
                     f"this checkpoint was saved with {name}={own[name]!r}, but this optimizer "
                     f"has {name}={getattr(self, name)!r}: build the optimizer it was saved from"
                 )
+        # Checked as the constructor checks them: a loaded ρ = −5 would otherwise be used.
+        for group in state_dict["base"].get("param_groups", []):
+            if "rho" in group:
+                validate.number("rho", group["rho"], low=0.0)
+            for name in ("lr", "momentum", "weight_decay"):
+                if isinstance(group.get(name), (int, float)):
+                    validate.number(name, group[name], low=0.0)
         self.base_optimizer.load_state_dict(state_dict["base"])
         # The base replaced its group list: share it again.
         self.param_groups = self.base_optimizer.param_groups

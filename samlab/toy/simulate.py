@@ -119,6 +119,50 @@ def _check_x0(x0) -> np.ndarray:
     return arr
 
 
+def _check_landscape(landscape) -> Landscape:
+    if not isinstance(landscape, Landscape):
+        raise validate.fail("landscape", "a samlab.toy landscape (e.g. toy.BoundedSaddle())",
+                            landscape)
+    return landscape
+
+
+def _batch_shape(methods, lr, rho, x0) -> tuple[int, ...]:
+    """The shape ``method``, ``lr``, ``rho`` and ``x0[..., 2]`` broadcast to, or a clear error."""
+    shapes = {"method": np.shape(methods), "lr": np.shape(lr), "rho": np.shape(rho),
+              "x0[..., 2]": x0.shape[:-1]}
+    try:
+        return np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        given = ", ".join(f"{k} {v}" for k, v in shapes.items())
+        raise ValueError(f"method, lr, rho and x0 must broadcast against each other, got "
+                         f"shapes {given}") from None
+
+
+#: Share of the memory available now that one call may plan to use.
+MEMORY_SHARE = 0.5
+
+
+def _check_memory(n_runs: int, steps: int, record: bool, max_bytes: int | None) -> None:
+    """Refuse, before allocating, a call whose arrays would not fit."""
+    # Recorded: positions (2), loss, ‖g‖, ‖∇f(w_asc)‖, γ per step and run; plus about 40
+    # arrays per run of working state either way.
+    need = 8 * n_runs * ((6 * (steps + 1) if record else 0) + 40)
+    limit = max_bytes if max_bytes is not None else int(MEMORY_SHARE * _available_memory())
+    if need > limit:
+        way_out = ("keep only outcomes with toy.phase_diagram, or fewer runs or steps"
+                   if record else "fewer settings")
+        raise MemoryError(f"this call needs about {need / 2**30:.1f} GiB for {n_runs:,} runs "
+                          f"of {steps} steps, more than the {limit / 2**30:.1f} GiB allowed "
+                          f"(max_bytes, default half the memory available): {way_out}")
+
+
+def _available_memory() -> int:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on this platform: do not refuse
+        return 1 << 62
+
+
 def _options(noise, seed, adaptive_eta, tol, trap_radius) -> dict:
     """The keyword arguments :func:`run` and :func:`phase_diagram` share, checked."""
     return dict(
@@ -146,7 +190,7 @@ class _Result:
 def _simulate(landscape: Landscape, methods: np.ndarray, lr, rho, x0, steps: int, *,
               noise: float, seed: int, adaptive_eta: float, tol: float, trap_radius: float,
               record: bool) -> _Result:
-    shape = np.broadcast_shapes(methods.shape, np.shape(lr), np.shape(rho), x0.shape[:-1])
+    shape = _batch_shape(methods, lr, rho, x0)
     rules = Rules.of(methods)
     lr = np.broadcast_to(lr, shape)
     rho = np.broadcast_to(rho, shape)
@@ -220,6 +264,7 @@ def run(
     adaptive_eta: float = 0.01,
     tol: float = 1e-3,
     trap_radius: float = 0.05,
+    max_bytes: int | None = None,
 ) -> Trajectory:
     """Run ``method`` on ``landscape`` for ``steps`` steps: ``w ← w − η·d(w)``.
 
@@ -240,13 +285,19 @@ def run(
     (bounded, still moving on: more steps would tell), ``diverged`` (left the
     landscape's bound or became non-finite) or
     ``escaped`` (left the bound downhill, on a landscape unbounded below).
+
+    The memory a call needs is estimated first; above ``max_bytes`` (default: half the
+    memory available) it raises ``MemoryError`` with the estimate, before allocating.
     """
+    _check_landscape(landscape)
     methods = _check_methods(method)
     lr = validate.numbers("lr", lr, low=0.0, strict_low=True)
     rho = validate.numbers("rho", rho, low=0.0)
     x0 = _check_x0(x0)
     steps = validate.integer("steps", steps, low=1)
     options = _options(noise, seed, adaptive_eta, tol, trap_radius)
+    max_bytes = validate.integer("max_bytes", max_bytes, low=1, none=True)
+    _check_memory(int(np.prod(_batch_shape(methods, lr, rho, x0))), steps, True, max_bytes)
 
     res = _simulate(landscape, methods, lr, rho, x0, steps, record=True, **options)
     shape = res.codes.shape
@@ -275,12 +326,17 @@ def phase_diagram(
     adaptive_eta: float = 0.01,
     tol: float = 1e-3,
     trap_radius: float = 0.05,
+    max_bytes: int | None = None,
 ) -> PhaseDiagram:
     """The outcome of ``method`` from ``x0`` for every ``(lr, ρ)`` in ``lrs × rhos``.
 
     All settings run as one batch (no Python loop over settings); only the
     final state and the outcome are kept. Labels are those of :func:`run`.
     """
+    _check_landscape(landscape)
+    if not isinstance(method, str):
+        raise validate.fail("method", "one method name (a phase diagram shows one method: "
+                            "call it once per method)", method)
     get_method(method)
     lrs = validate.numbers("lrs", lrs, low=0.0, strict_low=True).ravel()
     rhos = validate.numbers("rhos", rhos, low=0.0).ravel()
@@ -291,6 +347,8 @@ def phase_diagram(
         raise ValueError(f"x0 must be one point (x, y) for a phase diagram, got shape {x0.shape}")
     steps = validate.integer("steps", steps, low=1)
     kwargs = dict(record=False, **_options(noise, seed, adaptive_eta, tol, trap_radius))
+    max_bytes = validate.integer("max_bytes", max_bytes, low=1, none=True)
+    _check_memory(lrs.size * rhos.size, steps, False, max_bytes)
 
     methods = np.asarray(method)
     # Every setting is independent, so without noise the grid splits into row blocks run

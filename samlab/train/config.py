@@ -144,7 +144,7 @@ class TrainConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown config fields {unknown}; known fields: {sorted(known)}")
-        return cls(**data)
+        return cls(**data)  # validates every field
 
     def to_json(self) -> str:
         """The config as ``config.json`` holds it."""
@@ -158,11 +158,66 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """A config saved by :meth:`save`; a clear error for a missing or damaged file."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no config file at {path}")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path} is corrupt (not the JSON samlab writes: {err})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} is corrupt (not a JSON object of config fields)")
+        return cls.from_dict(data)
 
     @property
     def run_dir(self) -> Path:
         return Path(self.runs_dir) / self.name
+
+
+#: One line of documentation per field: ``samlab train --help`` shows it.
+HELP: dict[str, str] = {
+    "name": "the run's directory inside runs_dir",
+    "model": "the network",
+    "dataset": "the data (cifar10-jpeg: the JPEG-recompressed copy, labelled so)",
+    "n_train": "train on a seeded, stratified subset of this many images (default: all)",
+    "n_val": "images held out of the training set for validation (default: the "
+             "dataset's, 5,000 for CIFAR-10)",
+    "method": "the optimizer: a row of the method table (docs/methods.md#the-table)",
+    "rho": "perturbation radius ρ (on the ascent's own scale: docs/methods.md)",
+    "lr": "peak learning rate η of the schedule",
+    "weight_decay": "weight decay of the base SGD",
+    "momentum": "heavy-ball momentum of the base SGD",
+    "nesterov": "Nesterov momentum",
+    "epochs": "epochs to train",
+    "batch_size": "the global batch (each of N processes takes 1/N of it)",
+    "schedule": "learning-rate schedule: cosine decay, steps at step_epochs, or constant",
+    "step_epochs": "epochs at which the step schedule multiplies the rate by step_gamma",
+    "step_gamma": "factor of each step of the step schedule",
+    "label_smoothing": "label smoothing of the cross-entropy, in [0, 1)",
+    "switch_epoch": "late phase: plain SGD before this epoch, the method from it on",
+    "reset_on_switch": "clear the momentum at the switch (as a second optimizer would)",
+    "seed": "seed of the initialization, the split, the augmentation and the subset",
+    "device": "auto, cpu, cuda or cuda:N",
+    "precision": "auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16 autocast",
+    "channels_last": "channels_last memory format (default: on for CUDA)",
+    "augment": "random crop (padding 4) and flip (default: on for 32x32 images)",
+    "sharpness_every": "epochs between λ_max measurements (0: never; the last epoch too)",
+    "sharpness_subset": "training images of the fixed Hessian subset",
+    "sharpness_k": f"top-k Hessian eigenvalues per measurement (at most {MAX_SHARPNESS_K})",
+    "sharpness_bn_mode": "BatchNorm during the measurement: eval (fixed statistics) or train",
+    "trace_probes": "Hutchinson probes for tr(H) (0: no trace; otherwise at least 2)",
+    "log_every": "steps between step records in metrics.jsonl (0: epochs only)",
+    "cpu_threads": "torch threads on a CPU (default: 1 for models under 200k parameters)",
+    "runs_dir": "where run directories live",
+}
+
+
+def choices(name: str) -> tuple[str, ...] | None:
+    """The allowed values of field ``name``, if it is an enumeration."""
+    return {"method": methods.names(), "model": MODELS, "dataset": DATASETS,
+            "schedule": SCHEDULES, "precision": PRECISIONS,
+            "sharpness_bn_mode": BN_MODES}.get(name)
 
 
 def _run_name(name: Any) -> str:

@@ -39,10 +39,9 @@ class Placement:
         elif device.startswith("cuda"):
             count = torch.cuda.device_count() if torch.cuda.is_available() else 0
             if int(device.partition(":")[2] or 0) >= count:
-                have = (f"cpu or cuda:0..cuda:{count - 1}" if count
-                        else "cpu (torch sees no CUDA device here)")
-                raise ValueError(f"device must be one this machine has ({have}, or auto), "
-                                 f"got {device!r}")
+                have = (f"'cpu', 'auto' or one of cuda:0..cuda:{count - 1}" if count
+                        else "'cpu' or 'auto' on this machine (torch sees no CUDA device)")
+                raise ValueError(f"device must be {have}, got {device!r}")
         if device == "cuda" and world_size > 1:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         dev = torch.device(device)

@@ -106,18 +106,15 @@ class RunDir:
 
     # -- identity ------------------------------------------------------------------------------
     def read_config(self) -> TrainConfig:
-        """The config that made this run; a clear error when it is missing or unreadable."""
+        """The config that made this run; a clear error when it is missing or damaged."""
         if not self.config_file.is_file():
             raise FileNotFoundError(f"no {CONFIG} in {self.path}: is it a samlab run directory?")
         try:
-            data = json.loads(self.config_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{self.config_file} is corrupt ({err}); it is the run's identity, "
-                             "so the run cannot be resumed: start it again under a new name "
-                             "(or delete the directory)") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{self.config_file} is corrupt (not a JSON object)")
-        return TrainConfig.from_dict(data)
+            return TrainConfig.load(self.config_file)
+        except ValueError as err:
+            raise ValueError(f"{err}; it is the run's identity, so the run cannot be "
+                             "resumed: start it again under a new name (or delete the "
+                             "directory)") from None
 
     def write_config(self, config: TrainConfig) -> None:
         atomic_write_text(self.config_file, config.to_json(), sole_writer=True)
@@ -170,11 +167,13 @@ class RunDir:
             raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume")
         try:
             return torch.load(path, map_location=map_location, weights_only=True)
-        except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError,
+                zipfile.BadZipFile) as err:
             raise ValueError(
-                f"{path} is corrupt or truncated ({type(err).__name__}: {err}); samlab writes "
-                "checkpoints atomically, so it was damaged outside samlab. The way out: start "
-                f"the run again (delete {self.path} or choose another name)") from None
+                f"{path} is corrupt or truncated ({type(err).__name__} while loading it); "
+                "samlab writes checkpoints atomically, so it was damaged outside samlab. The "
+                f"way out: start the run again (delete {self.path} or choose another name)"
+            ) from None
 
     def epochs_done(self) -> int:
         """Epochs the checkpoint holds (0 without one)."""
