@@ -20,6 +20,17 @@ from samlab.train.builders import build_optimizer
 QUAD = toy.ConvexQuadratic((2.0, 0.3), angle=0.4)
 
 
+def step(model, opt, x, y) -> None:
+    """One ``opt.step(closure)`` on the cross-entropy of ``model`` on ``(x, y)``."""
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+
 @pytest.fixture
 def new_row(monkeypatch):
     """Renormalized ASAM under a name of its own: an existing ascent, so one row is all."""
@@ -50,12 +61,7 @@ def test_a_new_row_builds_an_optimizer_that_steps_like_renormalized_asam(new_row
     assert (opt_a.ascent, opt_a.renormalize, opt_a.method) == ("adaptive", True, "rasam")
     x, y = torch.randn(16, 3, dtype=torch.float64), torch.randint(0, 2, (16,))
     for model, opt in ((a, opt_a), (b, opt_b)):
-        def closure(model=model, opt=opt):
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            return loss
-        opt.step(closure)
+        step(model, opt, x, y)
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
 
@@ -99,12 +105,7 @@ def test_sam_with_method_sgd_is_the_base_optimizer_bit_for_bit():
     x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
     for _ in range(5):
         for model, opt in ((a, opt_a), (b, opt_b)):
-            def closure(model=model, opt=opt):
-                opt.zero_grad()
-                loss = torch.nn.functional.cross_entropy(model(x), y)
-                loss.backward()
-                return loss
-            opt.step(closure)
+            step(model, opt, x, y)
     assert not opt_a.sam_active and opt_a.steps_taken == 5
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
