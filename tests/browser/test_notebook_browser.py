@@ -320,6 +320,11 @@ def wait_until_stable(page: Any, traces: list, timeout_s: float, quiet_s: float 
     return last
 
 
+def read_readout(readout: Any, timeout_s: float = 10) -> str:
+    """The slider's readout text; it is briefly empty while the widget re-renders."""
+    return poll(lambda: readout.inner_text().strip(), timeout_s) or ""
+
+
 def screenshot(page: Any, path: Path) -> None:
     try:
         page.screenshot(path=str(path))
@@ -355,7 +360,7 @@ def test_playground_slider_redraws_trajectories(notebook, lab_page, lab_server, 
             playground.scroll_into_view_if_needed()
             before = page.evaluate(PLOT_TRACES_JS, PLOT)
             readout = page.locator(LR_READOUT)
-            readout_before = readout.inner_text().strip()
+            readout_before = read_readout(readout)
             assert before and any(t["x"] for t in before), f"no line traces with data: {before}"
             screenshot(page, artifacts_dir / f"{notebook}_before.png")
 
@@ -372,7 +377,7 @@ def test_playground_slider_redraws_trajectories(notebook, lab_page, lab_server, 
             if after:  # each key press re-ran the playground: wait for the last redraw
                 wait_for_kernel_idle(lab_page, lab_server, timeout_s=PLOT_CHANGE_TIMEOUT_S)
                 after = wait_until_stable(page, after, PLOT_CHANGE_TIMEOUT_S)
-            readout_after = readout.inner_text().strip()
+            readout_after = read_readout(readout)
             playground.scroll_into_view_if_needed()
             screenshot(page, artifacts_dir / f"{notebook}_after.png")
 
