@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 import samlab
-from samlab.cli import CIFAR10_FILES, CIFAR10_FOLDER, PACKAGES
+from samlab.doctor import CIFAR10_FILES, CIFAR10_FOLDER, NOTEBOOK_NEEDS, PACKAGES
 from samlab.paths import data_dir
 
 if sys.version_info >= (3, 11):
@@ -144,6 +144,15 @@ def test_doctor_reports_versions_cuda_widgets_and_data(tmp_path):
         assert item in report, f"doctor report does not mention {item!r}:\n{report}"
     assert str(tmp_path) in report
     assert "CIFAR-10" in report and "not found" in report
+
+
+def test_doctor_knows_what_every_notebook_needs():
+    notebooks = sorted(p.stem for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+    assert sorted(NOTEBOOK_NEEDS) == notebooks
+    report = samlab_command("doctor").stdout
+    for name in notebooks:
+        assert name in report
+    assert "01_sam_on_a_saddle" in report and "CPU only, no download" in report
 
 
 def test_doctor_json_finds_cifar10_in_samlab_data(tmp_path):
