@@ -85,11 +85,20 @@ print("Hessian at the saddle:\n", saddle.hessian([0.0, 0.0]))
 # %%
 lr = 0.1
 gd = toy.run(saddle, "gd", lr=lr, rho=0.0, x0=x0, steps=300)
-t = np.arange(gd.exit_step)  # the steps before the run left the plotted landscape
+inside = gd.exit_step if gd.exit_step > 0 else gd.steps + 1  # the steps before it left
+t = np.arange(inside)
 y_closed_form = (1 + lr * saddle.b) ** t * x0[1]
-print("outcome:", gd.outcome, "after", gd.exit_step, "steps")
+print(f"outcome: {gd.outcome}; y went from {x0[1]} to {gd.positions[inside - 1, 1]:.4g} "
+      f"in {inside - 1} steps")
 print("max relative error of y_t against (1 + ηb)^t·y0:",
       np.max(np.abs(gd.positions[t, 1] / y_closed_form - 1)))
+
+# %% [markdown]
+# A word on the labels (all of them: [docs/toy.md](../docs/toy.md#outcomes)). On this
+# landscape, which is unbounded below, a run is **escaped** once it is further than
+# `saddle.bound = 1000` from the origin, far outside any plotted window; a run that is
+# still on its way out when the steps run out is **unsettled**. With a smaller `b` GD
+# needs more steps than 300 to get there.
 
 # %% [markdown]
 # ## 3 · SAM and USAM can be captured
@@ -101,17 +110,25 @@ print("max relative error of y_t against (1 + ηb)^t·y0:",
 # %%
 for rho in (1.0, 3.0):
     runs = toy.run(saddle, ["gd", "sam", "usam"], lr=lr, rho=rho, x0=x0, steps=400)
-    print(f"ρ = {rho}:", dict(zip(runs.method.tolist(), runs.outcome.tolist())))
+    ends = []
+    for i, m in enumerate(runs.method):
+        k = runs.exit_step[i] - 1 if runs.exit_step[i] > 0 else runs.steps  # last step inside
+        ends.append(f"{m} {runs.outcome[i]} (y = {runs.positions[k, i, 1]:.3g} at step {k})")
+    print(f"ρ = {rho}:", ", ".join(ends))
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
 for ax, rho in zip(axes, (1.0, 3.0)):
     plot.trajectories(toy.run(saddle, ["gd", "sam", "usam"], lr, rho, x0, 400), ax)
+plt.tight_layout()
 plt.show()
+escape_figure = fig
 
 # %% [markdown]
-# Read the printout: at `ρ = 3` both SAM and USAM stay at the saddle while GD leaves; at
-# `ρ = 1` USAM is still moving away from the saddle (slowly: "unsettled") and SAM is
-# trapped. The next two sections explain both.
+# Read the printout: at `ρ = 3` both SAM and USAM stay at the saddle while GD leaves. At
+# `ρ = 1` USAM leaves too, only more slowly than GD: after 400 steps it is far up the
+# `y`-axis (`y ≈ 195`) but not yet past the bound, hence "unsettled", while GD passed it
+# after about 236 steps; SAM stays at the saddle. The
+# next two sections explain both.
 #
 # ## 4 · Why: the linear map
 #
@@ -157,12 +174,15 @@ assert agreement > 0.99
 phase_diagram_figure(usam_pd, predicted=predicted, predicted_label="predicted: trapped inside")
 
 # %% [markdown]
-# Inside the dashed line USAM is trapped; below `ρ = 1/b = 2` it escapes (or, close to the
-# line, is still escaping slowly when the 500 steps run out: "unsettled"); at large `η`
-# the step overshoots and it diverges. Hover over the map to read any setting.
+# Inside the dashed line USAM is trapped; at large `η` the step overshoots and it diverges.
+# Below `ρ = 1/b` it leaves the saddle, and how far it gets in 500 steps depends on `η`:
+# at the smallest learning rates (`η` below about 0.05 here) it is still on its way out,
+# "unsettled", whatever `ρ` — a budget of steps, not a property of the boundary. Hover
+# over the map to read any setting.
 #
 # **Question.** Move `b` (the downhill curvature): where should the horizontal boundary go?
-# Change `b` in section 1, re-run, and check.
+# Change `b` in section 1 (`toy.SaddleQuadratic(a=1.0, b=0.5)`), re-run all cells, and
+# check. (Try `b = 0.25` and `b = 1.0`.)
 #
 # ## 6 · What normalization and renormalization change
 #
@@ -177,16 +197,27 @@ y0s = np.geomspace(1e-3, 0.5, 7)
 rho_grid = np.geomspace(1e-4, 1.0, 161)
 starts = np.stack([np.zeros_like(y0s), y0s], axis=-1)
 sam_runs = toy.run(saddle, "sam", lr, rho_grid[:, None], starts[None], steps=600)
-trapped = sam_runs.outcome == "trapped"
-smallest = np.array([rho_grid[trapped[:, j]].min() for j in range(len(y0s))])
+# Captured: at the saddle ("trapped"), or swinging across it in a 2-cycle wider than the
+# trap radius ("oscillating"); either way it never got away.
+captured = np.isin(sam_runs.outcome, ["trapped", "oscillating"])
+smallest = np.array([rho_grid[captured[:, j]].min() for j in range(len(y0s))])
 print("start y0:              ", np.round(y0s, 4))
-print("smallest trapping ρ:   ", np.round(smallest, 4))
+print("smallest capturing ρ:  ", np.round(smallest, 4))
 print("ratio (grid step 6%):  ", np.round(smallest / y0s, 3))
 assert np.all(np.abs(smallest / y0s - 1) < 0.07)
 
 # %% [markdown]
-# So for SAM the threshold is not `ρ > 1/b` but "within `ρ` of the saddle": from our start
-# `x0` it is trapped over far more of the `(η, ρ)` plane than USAM.
+# So for SAM the threshold is not `ρ > 1/b` but "within `ρ` of the saddle". That holds
+# while SAM stays close to the `y`-axis. Off the axis, the `x`-direction (a convex
+# parabola) adds its own share to `‖g‖`: normalized SAM settles there into a 2-cycle of
+# amplitude `A = ηρa/(2 − ηa)` (notebook 02), so `‖g‖ ≈ aA` near the saddle, and the
+# capture condition `‖g‖ < ρb` becomes
+#
+# $$\frac{\eta\rho a^2}{2 - \eta a} < \rho b \iff \eta < \eta^* = \frac{2b}{a(a + b)},$$
+#
+# independent of `ρ`: above `η*` the swing along `x` keeps the gradient too large for the
+# pull back, and SAM escapes. The phase diagrams below show it; the cell after them
+# measures it.
 #
 # **SSAM** (Stable SAM) keeps USAM's ascent and rescales the descent gradient by
 # `γ = ‖g‖ / ‖∇f(w_asc)‖ > 0`. A positive factor cannot change the *sign* of the `y`-step,
@@ -205,11 +236,21 @@ usam_diverged = (diagrams["usam"].outcome == "diverged") & ~below
 ssam_there = diagrams["ssam"].outcome[usam_diverged]
 print(f"where USAM diverges with ρ > 1/b, SSAM is trapped in {np.mean(ssam_there == 'trapped'):.1%}"
       f" of {ssam_there.size} settings")
-fig, axes = plt.subplots(1, 4, figsize=(20, 4.3))
-for ax, m in zip(axes, methods):
+fig, axes = plt.subplots(2, 2, figsize=(12, 9))
+for ax, m in zip(axes.ravel(), methods):
     plot.phase_diagram(diagrams[m], ax, predicted=predicted, predicted_label="USAM prediction")
 plt.tight_layout()
 plt.show()
+diagram_figure = fig
+
+# %%
+eta_star = 2 * saddle.b / (saddle.a * (saddle.a + saddle.b))
+escaped = diagrams["sam"].outcome == "escaped"
+above = lrs > eta_star
+print(f"η* = 2b/(a(a + b)) = {eta_star:.3f}")
+print(f"SAM escaped: {np.mean(escaped[~above]):.1%} of the settings with η < η*, "
+      f"{np.mean(escaped[above]):.1%} of those with η > η*")
+assert np.mean(escaped[~above]) < 0.01 and np.mean(escaped[above]) > 0.9
 
 # %% [markdown]
 # What the printout and the maps show:
@@ -218,8 +259,11 @@ plt.show()
 #   where USAM has it. Above it, at the large `η` where USAM diverges, SSAM is trapped
 #   instead (last line of the printout): renormalization keeps the step from blowing up, it
 #   does not rescue the run from the saddle.
-# - **SAM** and **renormalized SAM** are trapped over most of the plane, including small
-#   `ρ`, as section 6 predicts for a start this close to the saddle.
+# - **SAM** is trapped over most of the plane, including small `ρ`, as section 6 predicts
+#   for a start this close to the saddle; it escapes only at learning rates above `η*`,
+#   whatever `ρ` (the vertical edge of its map, where the last printout puts it).
+# - **Renormalized SAM** (`rsam`) is trapped almost everywhere (98.9% of the map in the
+#   printout).
 #
 # ## 7 · Playground
 #
@@ -250,20 +294,23 @@ print(dict(zip(traj.method.tolist(), traj.outcome.tolist())))
 # %% [markdown]
 # ## 8 · Figures for handouts
 #
-# Every interactive figure has a static matplotlib twin. These cells draw them and save PNGs
-# in `notebooks/figures/` for slides.
+# The figures of sections 3, 5 and 6 as PNGs in `notebooks/figures/`, at least 1600 pixels
+# wide, for slides (`plot.save_figure`). The playground has its twin too:
+# `playground.static_figure()` draws whatever it shows now.
 
 # %%
 out = Path("figures")
 out.mkdir(exist_ok=True)
-fig = playground.static_figure()
-fig.savefig(out / "01_playground.png", dpi=150)
 ax = plot.phase_diagram(usam_pd, predicted=predicted, predicted_label="predicted: trapped inside")
-ax.figure.savefig(out / "01_usam_phase_diagram.png", dpi=150, bbox_inches="tight")
-print("saved:", sorted(p.name for p in out.glob("01_*.png")))
+saved = [plot.save_figure(escape_figure, out / "01_escape.png"),
+         plot.save_figure(diagram_figure, out / "01_phase_diagrams.png"),
+         plot.save_figure(ax.figure, out / "01_usam_phase_diagram.png")]
+print("saved:", saved)
 
 # %% [markdown]
 # **Take-aways.** GD escapes a saddle at any learning rate. USAM is captured exactly when
-# the negative curvature is steeper than `−1/ρ`; SSAM shares that threshold; normalized SAM is
-# captured whenever it comes within `ρ` of the saddle. Next: notebook 02, *why SAM
-# normalizes* — what normalization buys in exchange.
+# the negative curvature is steeper than `−1/ρ`. SSAM is never captured below that
+# threshold, and above it is captured also where USAM would diverge. Normalized SAM is
+# captured whenever it comes within `ρ` of the saddle, at any learning rate below
+# `η* = 2b/(a(a + b))`. Next: notebook 02, *why SAM normalizes* — what normalization buys
+# in exchange.

@@ -28,6 +28,30 @@ OUTCOME_COLORS: dict[str, str] = {
 _MARKERS = {"minimum": "*", "saddle": "X", "maximum": "^"}
 
 
+def outside_legend(ax, **kwargs):
+    """The legend to the right of the axes, never on the data."""
+    kwargs = {"fontsize": 8, "loc": "upper left", "bbox_to_anchor": (1.02, 1.0),
+              "borderaxespad": 0.0, **kwargs}
+    return ax.legend(**kwargs)
+
+
+def save_figure(fig, path, *, min_width_px: int = 1600) -> str:
+    """Save ``fig`` for slides and handouts (at least ``min_width_px`` wide), then close it.
+
+    The resolution is chosen for the figure's tight bounding box, legends outside the axes
+    included, so a figure of any size comes out at least that wide. Returns the path.
+    """
+    import math
+
+    import matplotlib.pyplot as plt
+
+    width_in = fig.get_tightbbox().width + 0.2  # savefig's pad_inches, 0.1 each side
+    dpi = max(150, math.ceil(1.05 * min_width_px / width_in))  # 5%: the tight box moves a bit
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return str(path)
+
+
 def landscape_grid(landscape: Landscape, n: int = 121):
     """``(xs, ys, Z)``: the loss on an ``n x n`` grid over the landscape's extent."""
     (x0, x1), (y0, y1) = landscape.extent
@@ -44,6 +68,9 @@ def trajectories(traj: Trajectory, ax=None, *, levels: int = 30, title: str | No
     land = traj.landscape
     xs, ys, Z = landscape_grid(land)
     ax.contour(xs, ys, Z, levels=levels, cmap="Greys", linewidths=0.6)
+    for k, curve in enumerate(land.minimum_curves()):
+        ax.plot(curve[:, 0], curve[:, 1], color="k", lw=2.5, alpha=0.25,
+                label="minima" if k == 0 else None)
     for c in land.critical_points:
         ax.plot(*c.point, _MARKERS[c.kind], color="k", ms=9, ls="none")
     runs = traj.positions.reshape(traj.positions.shape[0], -1, 2)
@@ -51,14 +78,23 @@ def trajectories(traj: Trajectory, ax=None, *, levels: int = 30, title: str | No
     outcomes = traj.outcome.reshape(-1)
     for i in range(runs.shape[1]):
         m = str(methods[i])
-        ax.plot(runs[:, i, 0], runs[:, i, 1], ".-", ms=2.5, lw=1,
-                color=method_color(m), label=f"{method_label(m)}: {outcomes[i]}")
-        ax.plot(*runs[0, i], "o", color=method_color(m), mfc="white")
+        ax.plot(runs[:, i, 0], runs[:, i, 1], color=method_color(m),
+                label=f"{method_label(m)}: {outcomes[i]}", **_run_style(i))
+        ax.plot(*runs[0, i], "o", color=method_color(m), mfc="white", zorder=10)
+        last = runs[:, i][np.isfinite(runs[:, i]).all(axis=-1)]
+        if len(last):  # where it ended: a filled marker of its colour
+            ax.plot(*last[-1], "D", color=method_color(m), mec="k", ms=6, zorder=11)
     (x0, x1), (y0, y1) = land.extent
     ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x", ylabel="y",
            title=title or f"{land.name}: lr={_fmt(traj.lr)}, ρ={_fmt(traj.rho)}")
-    ax.legend(fontsize=8, loc="best")
+    outside_legend(ax)
     return ax
+
+
+def _run_style(i: int) -> dict:
+    """Run ``i`` of a batch: later runs thinner, on top, in their own line style, so that
+    runs sharing a stretch of path (or of curve) stay told apart."""
+    return {"ls": ("-", "--", ":", "-.")[i % 4], "lw": max(2.6 - 0.6 * i, 1.0), "zorder": 2 + i}
 
 
 def loss_curves(traj: Trajectory, ax=None, *, values: np.ndarray | None = None,
@@ -72,10 +108,10 @@ def loss_curves(traj: Trajectory, ax=None, *, values: np.ndarray | None = None,
     methods = traj.method.reshape(-1)
     for i in range(ys.shape[1]):
         m = str(methods[i])
-        ax.plot(ys[:, i], color=method_color(m), label=method_label(m))
+        ax.plot(ys[:, i], color=method_color(m), label=method_label(m), **_run_style(i))
     lo, hi = loss_range(traj, values)
     ax.set(xlabel="step", ylabel=label, ylim=(lo, hi))
-    ax.legend(fontsize=8)
+    outside_legend(ax)
     return ax
 
 
@@ -117,8 +153,8 @@ def phase_diagram(pd: PhaseDiagram, ax=None, *, predicted: np.ndarray | None = N
         handles.append(plt.Line2D([], [], color="white", ls="--", lw=2, label=predicted_label))
     ax.set(xscale="log", yscale="log", xlabel="learning rate η", ylabel="ρ",
            title=f"{method_label(pd.method)} on the {pd.landscape.name}, {pd.steps} steps")
-    leg = ax.legend(handles=handles, fontsize=8, loc="lower left", framealpha=0.9)
-    leg.get_frame().set_facecolor("#dddddd")
+    leg = outside_legend(ax, handles=handles)
+    leg.get_frame().set_facecolor("#dddddd")  # the white prediction line shows on grey
     return ax
 
 
@@ -213,7 +249,7 @@ def plot_run(run_dirs, *, labels: list[str] | None = None, axes=None):
             axes[0].figure.suptitle(f"data: {records[-1]['dataset']}", fontsize=9)
     for ax in axes:
         if ax.lines:
-            ax.legend(fontsize=7)
+            outside_legend(ax, fontsize=7)
     axes[0].figure.tight_layout()
     return axes[0].figure
 
@@ -249,34 +285,88 @@ def sweep_stats(runs, metric: str, by: Sequence[str]) -> dict[tuple, tuple[float
     return out
 
 
-def sweep_summary(runs, x: str, metrics: Sequence[str], *, by: str = "method",
-                  log_x: bool = True, axes=None):
-    """One panel per metric: its final value against config field ``x``, one line per ``by``.
+#: What figures call the metrics of a run's records.
+METRIC_LABELS: dict[str, str] = {
+    "train_loss": "final training loss", "train_acc": "final training accuracy",
+    "val_loss": "validation loss", "val_acc": "validation accuracy",
+    "test_loss": "test loss", "test_acc": "test accuracy", "lambda_max": "sharpness λ_max",
+    "trace": "Hessian trace", "gamma_mean": "mean γ_t", "grad_norm_mean": "mean ‖g‖",
+    "eps_norm_mean": "perturbation length ‖ε‖",
+}
+#: Metrics of the loss's curvature: meaningless for a run that never trained.
+SHARPNESS_METRICS = ("lambda_max", "trace")
 
-    Points are the mean over the runs that differ only in other fields (seeds), with
-    a ±1 standard deviation error bar; a diverged setting is marked with an ×.
+
+def mean_over_epochs(key: str):
+    """``run ↦`` the mean of ``key`` over its epoch records (e.g. the mean ‖ε‖ of training)."""
+    def value(run) -> float:
+        vals = [r[key] for r in run.records if r.get("kind") == "epoch" and key in r]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    return value
+
+
+def sweep_summary(runs, x, metrics: Sequence[str], *, by: str = "method",
+                  setting: str | None = None, x_label: str | None = None, log_x: bool = True,
+                  stalled=None, axes=None):
+    """One panel per metric: its final value against ``x``, one line per value of ``by``.
+
+    ``x`` is a config field (``"rho"``) or a function of a run (e.g.
+    ``mean_over_epochs("eps_norm_mean")``); then ``setting`` names the config field whose
+    runs form one point (their ``x`` is averaged). Points are the mean over the runs of a
+    setting (seeds), with a ±1 standard deviation error bar; a diverged setting is an ×.
+    ``stalled(run)`` marks runs that never trained: their settings are hollow markers, and
+    the sharpness panels leave them out (the curvature of an untrained net says nothing),
+    with an × at the bottom instead.
     """
     import matplotlib.pyplot as plt
 
     if axes is None:
-        _, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.6))
+        _, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics) + 1.5, 3.8))
     axes = np.atleast_1d(axes)
+    field = x if isinstance(x, str) else setting
+    if field is None:
+        raise ValueError("setting must name a config field when x is a function of a run")
+    x_of = (lambda run: getattr(run.config, field)) if isinstance(x, str) else x
     for ax, metric in zip(axes, metrics):
-        stats = sweep_stats(runs, metric, (by, x))
-        for group in dict.fromkeys(k[0] for k in stats):
-            pts = sorted((k[1], v) for k, v in stats.items() if k[0] == group)
-            xs = [p[0] for p in pts]
-            mean = np.array([p[1][0] for p in pts])
-            std = np.array([p[1][1] for p in pts])
-            color = method_color(str(group)) if by == "method" else None
-            ax.errorbar(xs, mean, yerr=std, marker="o", capsize=3, color=color,
-                        label=method_label(str(group)) if by == "method" else f"{by}={group}")
-            bad = [xv for xv, m in zip(xs, mean) if not np.isfinite(m)]
-            if bad:
-                finite = mean[np.isfinite(mean)]
-                y = finite.max() if finite.size else 0.0
-                ax.plot(bad, [y] * len(bad), "x", color=color, ms=10, mew=2)
-        ax.set(xlabel=x, ylabel=metric, xscale="log" if log_x else "linear", title=metric)
-        ax.legend(fontsize=8)
+        crosses = []  # (x, colour) of settings with no value to show
+        for name, pts in _setting_points(runs, by, field, x_of, metric, stalled).items():
+            xs, mean, std, dead = pts
+            color = method_color(str(name)) if by == "method" else None
+            hidden = dead & (metric in SHARPNESS_METRICS)
+            shown = ~hidden & np.isfinite(mean)
+            ax.errorbar(xs[shown], mean[shown], yerr=std[shown], color=color, capsize=3,
+                        label=method_label(str(name)) if by == "method" else f"{by}={name}")
+            ax.plot(xs[shown & ~dead], mean[shown & ~dead], "o", color=color)
+            ax.plot(xs[shown & dead], mean[shown & dead], "o", color=color, mfc="white")
+            crosses += [(xv, color) for xv in xs[hidden | ~np.isfinite(mean)]]
+        if stalled is not None:
+            ax.plot([], [], "o", color="grey", mfc="white", label="stalled (never trained)")
+        if crosses:  # at the bottom of the panel: diverged, or stalled in a sharpness panel
+            bottom = ax.get_ylim()[0]
+            for xv, color in crosses:
+                ax.plot([xv], [bottom], "x", color=color, ms=9, mew=2, clip_on=False)
+            ax.plot([], [], "x", color="grey", mew=2, label="no value (diverged or stalled)")
+        title = METRIC_LABELS.get(metric, metric)
+        ax.set(xlabel=x_label or METRIC_LABELS.get(field, field), ylabel=title, title=title,
+               xscale="log" if log_x else "linear")
+        outside_legend(ax)
     axes[0].figure.tight_layout()
     return axes[0].figure
+
+
+def _setting_points(runs, by: str, field: str, x_of, metric: str, stalled):
+    """``{by value: (x, mean, std, stalled)}`` arrays, one entry per setting, sorted by x."""
+    settings: dict[tuple, list] = {}
+    for run in runs:
+        settings.setdefault((getattr(run.config, by), getattr(run.config, field)), []).append(run)
+    rows: dict = {}
+    for (name, _), members in settings.items():
+        vals = np.array([r.final(metric) for r in members])
+        ok = vals[np.isfinite(vals)]
+        rows.setdefault(name, []).append((
+            float(np.nanmean([x_of(r) for r in members])),
+            float(ok.mean()) if ok.size else np.nan,
+            float(ok.std(ddof=1)) if ok.size > 1 else 0.0,
+            stalled is not None and np.mean([stalled(r) for r in members]) > 0.5))
+    return {name: tuple(np.array(v) for v in zip(*sorted(pts))) for name, pts in rows.items()}

@@ -7,17 +7,15 @@ The executed copies go to ``tests/artifacts/executed/`` for inspection.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
-from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+from benchmarks.notebook_runner import execute, load
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -31,21 +29,6 @@ each_notebook = pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in 
 def shown(path: Path) -> str:
     """The path as a command run from the repository root would spell it."""
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
-
-
-@contextmanager
-def environment(**variables: str) -> Iterator[None]:
-    """Set environment variables (inherited by kernels started inside), restore after."""
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def test_every_ipynb_has_a_py_source():
@@ -114,29 +97,54 @@ def test_first_markdown_cell_says_how_long_the_notebook_takes(source: Path):
     )
 
 
-@pytest.mark.slow
-@each_notebook
-def test_notebook_runs_top_to_bottom(source: Path):
-    notebook = jupytext.read(source)
+#: The edits each notebook's text invites a reader to make (its questions and "try it"
+#: lines); each must still run top to bottom. Keys: (notebook, what the text says).
+INVITED_EDITS = {
+    ("01_sam_on_a_saddle", "b = 0.25"): {"SaddleQuadratic(a=1.0, b=0.5)":
+                                         "SaddleQuadratic(a=1.0, b=0.25)"},
+    ("01_sam_on_a_saddle", "b = 1.0"): {"SaddleQuadratic(a=1.0, b=0.5)":
+                                        "SaddleQuadratic(a=1.0, b=1.0)"},
+    ("02_why_sam_normalizes", "the same ρ for USAM"): {
+        "rho_usam = rho / np.linalg.norm(hyperbola.grad(start))": "rho_usam = rho"},
+    ("03_stable_sam", "the playground on the saddle"): {"playground = Playground(quad,":
+                                                        "playground = Playground(saddle,"},
+}
+
+
+def run_or_fail(source: Path, edits: dict[str, str] | None = None, tag: str = "") -> None:
+    """Execute ``source`` in quick mode (with ``edits``); a failure names the cell."""
     started: list[int] = []
-    client = NotebookClient(
-        notebook,
-        timeout=CELL_TIMEOUT_S,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(source.parent)}},  # the kernel's cwd
-        on_cell_start=lambda cell, cell_index: started.append(cell_index),
-    )
     EXECUTED.mkdir(parents=True, exist_ok=True)
-    executed = EXECUTED / f"{source.stem}.ipynb"
+    executed = EXECUTED / f"{source.stem}{tag}.ipynb"
+    notebook = load(source, edits)
     try:
-        # Set before the kernel starts, so that the kernel inherits it.
-        with environment(SAMLAB_QUICK="1"):
-            client.execute()
+        execute(source, quick=True, notebook=notebook, timeout=CELL_TIMEOUT_S,
+                on_cell_start=lambda cell, cell_index: started.append(cell_index))
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
         failed = started[-1] if started else None
         pytest.fail(failure_report(source, notebook, failed, error, executed), pytrace=False)
     finally:
         nbformat.write(notebook, executed)
+
+
+@pytest.mark.slow
+@each_notebook
+def test_notebook_runs_top_to_bottom(source: Path):
+    run_or_fail(source)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook, invitation", list(INVITED_EDITS),
+                         ids=[f"{n}: {w}" for n, w in INVITED_EDITS])
+def test_every_edit_a_notebook_invites_still_runs(notebook: str, invitation: str):
+    run_or_fail(NOTEBOOKS / f"{notebook}.py", INVITED_EDITS[notebook, invitation],
+                tag="_" + re.sub(r"\W+", "_", invitation))
+
+
+def test_every_notebook_with_a_question_has_an_invited_edit_listed():
+    listed = {n for n, _ in INVITED_EDITS}
+    asking = {p.stem for p in SOURCES if "Change `" in p.read_text() or "pass `" in p.read_text()}
+    assert asking <= listed, asking - listed
 
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .. import validate
-from ..methods import ASCENTS, METHODS, Ascent, get_method
+from ..methods import ASCENTS, EPS, METHODS, Ascent, get_method
 from .batchnorm import frozen_bn_stats
 from .update import descent_scale, global_norm, perturbation
 
@@ -188,6 +188,7 @@ class SAM(torch.optim.Optimizer):
                            adaptive_eta=self.adaptive_eta,
                            adaptive_variant=self.adaptive_variant)
         torch._foreach_add_(params, eps)
+        self.last_stats["eps_norm"] = self._eps_norm(eps, grad_norm)
         self._pending = True
         if zero_grad:
             self.zero_grad()
@@ -250,7 +251,8 @@ class SAM(torch.optim.Optimizer):
         grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
         nan = self._nan(grads[0].device if grads else torch.device("cpu"))
         self.last_stats = {"grad_norm": global_norm(grads) if grads else nan,
-                           "ascent_grad_norm": nan, "gamma": nan, "rho": torch.tensor(0.0)}
+                           "ascent_grad_norm": nan, "gamma": nan, "eps_norm": nan,
+                           "rho": torch.tensor(0.0)}
         if scaler is not None:
             scaler.step(self.base_optimizer)
         else:
@@ -306,6 +308,16 @@ class SAM(torch.optim.Optimizer):
         if device not in cache:
             cache[device] = torch.full((), float("nan"), device=device)
         return cache[device]
+
+    def _eps_norm(self, eps: list[torch.Tensor], grad_norm: torch.Tensor) -> torch.Tensor:
+        """``‖ε‖``, the perturbation's length: in closed form where there is one (no pass
+        over the parameters), else measured."""
+        rho = self._rhos(self._params)
+        if isinstance(rho, float) and self.ascent == "normalized":
+            return rho * grad_norm / (grad_norm + EPS)
+        if isinstance(rho, float) and self.ascent == "unnormalized":
+            return rho * grad_norm
+        return global_norm(eps)
 
     def _rhos(self, params: list[torch.Tensor]) -> float | list[float]:
         """``ρ`` for ``params``: one number, or one per tensor when groups set their own."""

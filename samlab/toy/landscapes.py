@@ -87,6 +87,11 @@ class Landscape:
     def saddles(self) -> tuple[CriticalPoint, ...]:
         return tuple(c for c in self.critical_points if c.kind == "saddle")
 
+    def minimum_curves(self, n: int = 400) -> list[np.ndarray]:
+        """The manifold of minima inside :attr:`extent`, as polylines ``[k, 2]`` (none for
+        landscapes with isolated minima), for figures to draw."""
+        return []
+
     def minimum_residual(self, p: np.ndarray) -> np.ndarray:
         """Approximate distance from ``p`` to the manifold of minima."""
         if not self.has_minimum_manifold:
@@ -236,6 +241,15 @@ class Hyperbola(Landscape):
         self.critical_points = (CriticalPoint("saddle", (0.0, 0.0), "saddle"),)
         self.extent = ((-0.5, 4.0), (-0.5, 4.0))
 
+    def minimum_curves(self, n: int = 400) -> list[np.ndarray]:
+        (x0, x1), (y0, y1) = self.extent
+        curves = []
+        for lo, hi in ((max(x0, 1 / y1), x1), (x0, min(x1, 1 / y0))):  # x > 0, x < 0
+            if lo < hi and lo * hi > 0:
+                x = np.geomspace(lo, hi, n) if lo > 0 else -np.geomspace(-hi, -lo, n)
+                curves.append(np.stack([x, 1 / x], axis=-1))
+        return curves
+
     @staticmethod
     def sharpness(p: np.ndarray) -> np.ndarray:
         """Top Hessian eigenvalue on the manifold: ``x² + y²``."""
@@ -277,6 +291,10 @@ class SharpFlatValley(Landscape):
         self.width = _positive("width", width)
         self.critical_points = ()
         self.extent = ((-3.0 * self.width, 3.0 * self.width), (-1.5, 1.5))
+
+    def minimum_curves(self, n: int = 400) -> list[np.ndarray]:
+        (x0, x1), _ = self.extent
+        return [np.stack([np.linspace(x0, x1, n), np.zeros(n)], axis=-1)]
 
     def sharpness(self, p: np.ndarray) -> np.ndarray:
         """Curvature across the valley at ``x``: ``s(x)``."""

@@ -61,9 +61,8 @@ def sweep(base: TrainConfig, vary: dict[str, Sequence[Any]], *, callbacks=(),
         if status != "new" and config_key(rundir.read_config()) != config_key(config):
             # Same key, other config: a hand-edited or colliding directory. Never reuse it.
             raise ValueError(f"{rundir.path} holds a run of another config; delete it")
-        if status == "new":
-            Trainer(config, callbacks=callbacks, progress=False).fit()
-        elif status == "interrupted":
-            Trainer(config, callbacks=callbacks, resume=True, progress=False).fit()
+        if status in ("new", "interrupted"):  # one progress bar for the sweep, nothing per run
+            Trainer(config, callbacks=callbacks, resume=status == "interrupted",
+                    progress=False, report=False).fit()
         runs.append(rundir.result())
     return runs

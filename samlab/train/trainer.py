@@ -68,11 +68,13 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, *, callbacks: Sequence[Callback] = (),
-                 resume: bool = False, progress: bool = True, data: ImageData | None = None):
+                 resume: bool = False, progress: bool = True, report: bool = True,
+                 data: ImageData | None = None):
         config.validate()
         self.config = config
         self.callbacks = list(callbacks)
         self.progress = progress
+        self.report = report  # print how the run ended (a sweep has its own progress bar)
         self.rundir = RunDir.of(config)
         self.run_dir = self.rundir.path
         self.placement = Placement.for_config(config)
@@ -193,7 +195,7 @@ class Trainer:
         if result is None:
             result = RunResult("completed", cfg.epochs, self.run_dir,
                                f"completed {cfg.epochs} epochs", records, cfg)
-        if self.is_main:  # how the run ended is said even without progress bars
+        if self.is_main and self.report:  # said even without progress bars
             print(f"samlab: {result.message}", flush=True)
         for cb in self.callbacks:
             cb.on_train_end(self, result)

@@ -212,6 +212,17 @@ def test_last_stats_are_the_gradient_norms_and_their_ratio(method):
     assert float(stats["gamma"]) != pytest.approx(1.0, abs=1e-3)  # the ratio is not trivial
 
 
+@pytest.mark.parametrize("method", list(METHODS))
+def test_eps_norm_is_the_length_of_the_perturbation(method):
+    prob, rho = LeastSquares(), 0.3
+    opt, ascent_kw = make(method, prob.params(), rho=rho, lr=0.1)
+    w = detached(prob.params())
+    opt.step(prob.closure_for(opt))
+    eps = sam_descent_gradient(truth_name(method), w, prob.grad_fn, rho, **ascent_kw)[1]
+    assert math.isclose(float(opt.last_stats["eps_norm"]), float(global_norm(eps)),
+                        rel_tol=1e-6)
+
+
 # -- ρ = 0 and parameter groups -------------------------------------------------------------------
 
 
