@@ -32,11 +32,15 @@
 # %%
 import sys
 
+REPOSITORY = "https://github.com/samlab-dev/samlab"  # see the README: not published yet
 if "google.colab" in sys.modules:  # on Colab: install samlab and enable its widgets
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "samlab @ git+https://github.com/samlab-dev/samlab"], check=True)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                          f"samlab @ git+{REPOSITORY}"], capture_output=True, text=True)
+    if pip.returncode:
+        why = (pip.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise SystemExit(f"could not install samlab from {REPOSITORY}: {why}")
     from google.colab import output
 
     output.enable_custom_widget_manager()
