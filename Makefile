@@ -33,8 +33,8 @@ $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-venv
 # Jupyter refuses to start as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-lab: $(VENV)/.stamp-lab ## start JupyterLab on notebooks/ (token auth on)
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
+lab: $(VENV)/.stamp-lab ## start JupyterLab on notebooks/ (token auth on; saving strips outputs)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --config=jupyter_server_config.py $(ROOT_FLAG) $(LAB_ARGS)
 
 test: $(VENV)/.stamp-test ## ruff, then pytest (all tests, notebooks included)
 	$(BIN)/ruff check .

@@ -156,6 +156,7 @@ def _start_lab(tmp: Path) -> LabServer:
         f"--LabApp.user_settings_dir={settings_dir}",
         f"--LabApp.workspaces_dir={workspaces_dir}",
         "--LabApp.extension_manager=readonly",  # no PyPI queries from the extension manager
+        f"--config={REPO_ROOT / 'jupyter_server_config.py'}",  # as make lab: saves strip outputs
     ]  # fmt: skip
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root
         cmd.append("--allow-root")

@@ -320,6 +320,27 @@ def wait_until_stable(page: Any, traces: list, timeout_s: float, quiet_s: float 
     return last
 
 
+def save_and_check_the_pair(page: Any, ipynb: Path, timeout_s: float = 30) -> None:
+    """Save as a student would (Ctrl+S), then check what make test checks of the pair:
+    the saved .ipynb has no outputs, and it holds the .py's cells."""
+    import jupytext
+    import nbformat
+
+    before = ipynb.stat().st_mtime_ns
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").click(
+        position={"x": 5, "y": 5})
+    page.keyboard.press("Control+s")
+    assert poll(lambda: ipynb.stat().st_mtime_ns != before, timeout_s), "the save never landed"
+    time.sleep(1)  # jupytext writes the .py beside it
+    saved = nbformat.read(ipynb, as_version=4)
+    dirty = [i for i, c in enumerate(saved.cells)
+             if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not dirty, f"saving left outputs in {ipynb.name}, cells {dirty}"
+    source = jupytext.read(ipynb.with_suffix(".py"))
+    assert [(c.cell_type, c.source) for c in source.cells] == \
+        [(c.cell_type, c.source) for c in saved.cells], "the saved pair is out of sync"
+
+
 def read_readout(readout: Any, timeout_s: float = 10) -> str:
     """The slider's readout text; it is briefly empty while the widget re-renders."""
     return poll(lambda: readout.inner_text().strip(), timeout_s) or ""
@@ -399,6 +420,7 @@ def test_playground_slider_redraws_trajectories(notebook, lab_page, lab_server, 
             )
             final = page.evaluate(NOTEBOOK_STATE_JS)
             assert not final["errors"], f"error outputs after the slider moved: {final['errors']}"
+            save_and_check_the_pair(page, lab_server.root_dir / f"{notebook}.ipynb")
             failed = False
         finally:
             if failed:
