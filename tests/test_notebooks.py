@@ -7,6 +7,7 @@ The executed copies go to ``tests/artifacts/executed/`` for inspection.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -125,6 +126,22 @@ def run_or_fail(source: Path, edits: dict[str, str] | None = None, tag: str = ""
         pytest.fail(failure_report(source, notebook, failed, error, executed), pytrace=False)
     finally:
         nbformat.write(notebook, executed)
+
+
+BENCH_RESULTS = REPO_ROOT / "benchmarks" / "results" / "notebooks.json"
+
+
+@each_notebook
+def test_the_header_states_the_run_time_make_bench_measured(source: Path):
+    header = next(c.source for c in jupytext.read(source).cells if c.cell_type == "markdown")
+    stated = re.search(r"Run All takes about (\d+) (s|min)", header)
+    assert stated, f"the first cell of {shown(source)} should say 'Run All takes about N s'"
+    seconds = int(stated.group(1)) * (60 if stated.group(2) == "min" else 1)
+    rows = json.loads(BENCH_RESULTS.read_text())["rows"]
+    measured = next(r["value"] for r in rows
+                    if r["metric"] == f"{source.stem} full mode, Run All")
+    assert measured / 2 <= seconds <= measured * 2, (
+        f"{shown(source)} says {seconds} s; make bench measured {measured} s")
 
 
 @pytest.mark.slow
