@@ -8,6 +8,7 @@ are hidden, not deleted.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 
 import ipywidgets as W
@@ -20,6 +21,41 @@ from .. import plot, validate
 from ..toy import BoundedSaddle, Landscape, Trajectory, run
 
 _SYMBOLS = {"minimum": "star", "saddle": "x", "maximum": "triangle-up"}
+#: Step markers drawn at most per trajectory (the line shows every step).
+MAX_MARKERS = 60
+#: Cells per side of the grid that catches clicks on the landscape panel.
+CLICK_GRID = 100
+
+
+def contour_image(landscape: Landscape, levels: int = 30, pixels: int = 600) -> str:
+    """The landscape's level lines as a transparent PNG (a data URI) covering its extent.
+
+    Drawn once, as a background image: plotly redraws every trace of a subplot at every
+    update, and a contour trace (or its lines as a trace) cost more than everything else
+    in a redraw; an image costs nothing.
+    """
+    import base64
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    xs, ys, Z = plot.landscape_grid(landscape, n=241)
+    fig = Figure(figsize=(pixels / 100, pixels / 100), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.contour(xs, ys, Z, levels=levels, cmap="Greys", linewidths=0.8, alpha=0.8)
+    (x0, x1), (y0, y1) = landscape.extent
+    ax.set(xlim=(x0, x1), ylim=(y0, y1))
+    ax.axis("off")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", transparent=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _round_to(value: float, spacing: float) -> float:
+    """``value`` with as many decimals as a grid of ``spacing`` resolves (0.02 → 2)."""
+    return round(float(value), max(0, int(np.ceil(-np.log10(spacing)))))
 
 
 class Playground:
@@ -101,11 +137,12 @@ class Playground:
         self.figure = self._build_figure()
         self.trajectory: Trajectory | None = None
         self._holding = False
+        self._queued = False  # an update is scheduled on the kernel's event loop
         controls = [self.lr_slider, self.rho_slider, self.steps_slider, self.x0_x, self.x0_y,
                     *self.method_boxes.values()]
         for w in controls:
             w.observe(self._on_change, names="value")
-        self.figure.data[0].on_click(self._on_click)
+        self.figure.data[self._click_index].on_click(self._on_click)
 
         self.widget = W.VBox([
             W.HBox([W.VBox([self.lr_slider, self.rho_slider, self.steps_slider]),
@@ -140,37 +177,51 @@ class Playground:
         """Index in ``figure.data`` of ``method``'s trajectory (``"path"``) or loss (``"loss"``)."""
         return self._trace_index[(method, panel)]
 
+    @property
+    def start_trace(self):
+        """The marker of the start point in :attr:`figure`."""
+        return self.figure.data[self._start_index]
+
     # -- drawing --------------------------------------------------------------------------
     def _build_figure(self) -> go.FigureWidget:
         land = self.landscape
-        xs, ys, Z = plot.landscape_grid(land)
         fig = make_subplots(rows=1, cols=2, column_widths=[0.56, 0.44], horizontal_spacing=0.08,
                             subplot_titles=(land.name, f"{self._metric_name} per step"))
-        fig.add_trace(go.Contour(x=xs, y=ys, z=Z, ncontours=30, showscale=False,
-                                 colorscale="Greys", reversescale=True, opacity=0.55,
-                                 contours=dict(coloring="lines"), name="loss",
-                                 hovertemplate="click to start here<br>x=%{x:.3f}, y=%{y:.3f}"
-                                               "<extra></extra>"), 1, 1)
+        (x0, x1), (y0, y1) = land.extent
+        fig.add_layout_image(source=contour_image(land), xref="x", yref="y", x=x0, y=y1,
+                             sizex=x1 - x0, sizey=y1 - y0, sizing="stretch", layer="below",
+                             xanchor="left", yanchor="top")
         cps = land.critical_points
         fig.add_trace(go.Scatter(
             x=[c.point[0] for c in cps], y=[c.point[1] for c in cps], mode="markers",
             marker=dict(symbol=[_SYMBOLS[c.kind] for c in cps], size=12, color="black"),
             text=[f"{c.kind}: {c.name}" for c in cps], hoverinfo="text", name="critical points",
             showlegend=False), 1, 1)
+        self._start_index = len(fig.data)
         fig.add_trace(go.Scatter(x=[], y=[], mode="markers", name="start", showlegend=False,
                                  marker=dict(size=11, color="white", line=dict(width=2))), 1, 1)
         self._trace_index = {}
         for m in self.available:
             color = table.color(m)
             self._trace_index[(m, "path")] = len(fig.data)
+            # Markers on at most MAX_MARKERS steps: drawing one per step is what made a
+            # redraw take a quarter of a second in Chromium (each marker is an SVG node).
             fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name=table.label(m),
                                      legendgroup=m, line=dict(color=color, width=2),
-                                     marker=dict(size=3, color=color)), 1, 1)
+                                     marker=dict(size=4, color=color, maxdisplayed=MAX_MARKERS)),
+                          1, 1)
             self._trace_index[(m, "loss")] = len(fig.data)
             fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name=table.label(m),
                                      legendgroup=m, showlegend=False,
                                      line=dict(color=color, width=2)), 1, 2)
-        (x0, x1), (y0, y1) = land.extent
+        # On top of everything, a transparent grid that catches clicks anywhere in the
+        # panel, also on a trajectory, and says where a run would start.
+        gx, gy = np.linspace(x0, x1, CLICK_GRID), np.linspace(y0, y1, CLICK_GRID)
+        self._click_index = len(fig.data)
+        fig.add_trace(go.Heatmap(x=gx, y=gy, z=np.zeros((CLICK_GRID, CLICK_GRID)), opacity=0,
+                                 showscale=False, name="click to start",
+                                 hovertemplate="click to start here<br>x=%{x:.2f}, y=%{y:.2f}"
+                                               "<extra></extra>"), 1, 1)
         fig.update_xaxes(range=[x0, x1], title_text="x", row=1, col=1)
         fig.update_yaxes(range=[y0, y1], title_text="y", row=1, col=1)
         fig.update_xaxes(title_text="step", row=1, col=2)
@@ -189,7 +240,12 @@ class Playground:
         step_axis = np.arange(steps + 1)
         fig = self.figure
         with fig.batch_update():
-            fig.data[2].x, fig.data[2].y = [self.x0[0]], [self.x0[1]]
+            start = fig.data[self._start_index]
+            start.x, start.y = [self.x0[0]], [self.x0[1]]
+            # What this drawing shows, readable in the page (the browser test compares it
+            # with the sliders after a drag).
+            fig.layout.meta = {"lr": lr, "rho": rho, "steps": steps, "x0": list(self.x0),
+                               "methods": methods}
             for m in self.available:
                 path = fig.data[self._trace_index[(m, "path")]]
                 loss = fig.data[self._trace_index[(m, "loss")]]
@@ -242,12 +298,33 @@ class Playground:
 
     # -- events ------------------------------------------------------------------------------
     def _on_change(self, _change) -> None:
-        if not self._holding:
+        """Redraw for the controls' latest values, once per burst of changes.
+
+        In a kernel, a slider drag sends changes faster than a redraw takes; each change
+        only schedules an update on the event loop, so the changes that queued in the
+        meantime are drawn once, with the last values. Outside a kernel (no running
+        loop, as in a script or a test) every change redraws at once.
+        """
+        if self._holding:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
             self.update()
+            return
+        if not self._queued:
+            self._queued = True
+            loop.call_soon(self._update_queued)
+
+    def _update_queued(self) -> None:
+        self._queued = False
+        self.update()
 
     def _on_click(self, _trace, points, _state) -> None:
-        if points.xs:
-            self.set_start(points.xs[0], points.ys[0])
+        if points.xs:  # a cell of the click grid: its centre, rounded to the grid's precision
+            (x0, x1), (y0, y1) = self.landscape.extent
+            self.set_start(_round_to(points.xs[0], (x1 - x0) / CLICK_GRID),
+                           _round_to(points.ys[0], (y1 - y0) / CLICK_GRID))
 
     def _ipython_display_(self):
         from IPython.display import display

@@ -86,6 +86,24 @@ def explained_failures(diagnostics: Diagnostics) -> Iterator[None]:
     raise pytest.fail.Exception(f"{message}\n\n{diagnostics.report()}", pytrace=False) from None
 
 
+def drag_ends_showing_the_final_values(page: Any, lab_server: Any, lab_page: Any) -> None:
+    """Drag the lr handle for a second; the plot must end showing the slider's last value."""
+    box = page.locator(LR_HANDLE).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 21):
+        page.mouse.move(x - 5 * i, y)
+        page.wait_for_timeout(50)
+    page.mouse.up()
+    wait_for_kernel_idle(lab_page, lab_server, timeout_s=PLOT_CHANGE_TIMEOUT_S)
+    readout = read_readout(page.locator(LR_READOUT))
+    shown = poll(lambda: (m := page.evaluate(f"() => document.querySelector('{PLOT}').layout.meta"))
+                 and abs(m["lr"] / float(readout) - 1) < 5e-3 and m, PLOT_CHANGE_TIMEOUT_S)
+    assert shown, (f"after the drag the slider reads lr = {readout}, but the plot shows "
+                   f"{page.evaluate(f'() => document.querySelector({PLOT!r}).layout.meta')}")
+
+
 def save_and_check_the_pair(page: Any, ipynb: Path, timeout_s: float = 30) -> None:
     """Save as a student would (Ctrl+S), then check what make test checks of the pair:
     the saved .ipynb has no outputs, and it holds the .py's cells."""
@@ -171,6 +189,7 @@ def test_playground_slider_redraws_trajectories(notebook, lab_page, lab_server, 
             )
             final = page.evaluate(NOTEBOOK_STATE_JS)
             assert not final["errors"], f"error outputs after the slider moved: {final['errors']}"
+            drag_ends_showing_the_final_values(page, lab_server, lab_page)
             save_and_check_the_pair(page, lab_server.root_dir / f"{notebook}.ipynb")
             failed = False
         finally:

@@ -73,13 +73,13 @@ def test_typed_or_clicked_start_point_moves_every_run(playground):
     calls = []
     original = playground.update
     playground.update = lambda: calls.append(1) or original()
-    contour = playground.figure.data[0]
+    catcher = playground.figure.data[-1]  # the transparent grid on top of the panel
     points = type("Points", (), {"xs": [0.4], "ys": [0.7]})()
-    playground._on_click(contour, points, None)
+    playground._on_click(catcher, points, None)
     assert playground.x0 == (0.4, 0.7)
     assert len(calls) == 1
     assert_figure_shows_runs(playground)
-    assert playground.figure.data[2].x == (0.4,) and playground.figure.data[2].y == (0.7,)
+    assert playground.start_trace.x == (0.4,) and playground.start_trace.y == (0.7,)
 
 
 def test_status_table_reports_each_outcome(playground):
@@ -142,3 +142,38 @@ def test_a_metric_panel_shows_the_metric_of_each_runs_positions():
     assert "sharpness" in pg.figure.layout.yaxis2.title.text
     sam = np.asarray(pg.figure.data[pg.trace_index("sam", "loss")].y, float)
     assert sam[-1] < sam[0]  # SAM drifts toward the flat end of the valley of minima
+
+
+def test_a_click_anywhere_on_the_panel_starts_there_shown_rounded(playground):
+    catcher = playground.figure.data[-1]
+    assert catcher.type == "heatmap" and catcher.opacity == 0  # on top of every trajectory
+    (x0, x1), (y0, y1) = playground.landscape.extent
+    assert (min(catcher.x), max(catcher.x)) == pytest.approx((x0, x1))
+    assert (min(catcher.y), max(catcher.y)) == pytest.approx((y0, y1))
+    points = type("Points", (), {"xs": [1.4874999999999998], "ys": [-0.30000000000000004]})()
+    playground._on_click(catcher, points, None)
+    assert playground.x0 == (1.49, -0.3)
+    assert_figure_shows_runs(playground)
+
+
+def test_the_level_lines_are_a_background_image_not_a_trace(playground):
+    (image,) = playground.figure.layout.images
+    assert image.source.startswith("data:image/png;base64,") and image.layer == "below"
+    assert all(t.type in ("scatter", "heatmap") for t in playground.figure.data)
+
+
+def test_a_burst_of_changes_in_a_kernel_redraws_once_with_the_last_values(playground):
+    import asyncio
+
+    calls = []
+    original = playground.update
+    playground.update = lambda: calls.append(playground.lr_slider.value) or original()
+
+    async def drag():
+        for v in (0.11, 0.12, 0.13, 0.14, 0.15):  # as messages queued behind a redraw
+            playground.lr_slider.value = v
+        await asyncio.sleep(0)  # the event loop runs the scheduled update
+
+    asyncio.run(drag())
+    assert calls == [pytest.approx(0.15, rel=0.02)]
+    assert_figure_shows_runs(playground)
