@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import jupytext
@@ -144,10 +145,18 @@ def test_the_header_states_the_run_time_make_bench_measured(source: Path):
         f"{shown(source)} says {seconds} s; make bench measured {measured} s")
 
 
+FIGURES = REPO_ROOT / "tests" / "artifacts" / "figures"
+
+
 @pytest.mark.slow
 @each_notebook
 def test_notebook_runs_top_to_bottom(source: Path):
     run_or_fail(source)
+    # The handout figures it saved (quick mode), kept with the test artifacts for a look.
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    number = source.stem[:2]
+    for png in (NOTEBOOKS / "figures").glob(f"{number}_*.png"):
+        shutil.copy(png, FIGURES / png.name)
 
 
 @pytest.mark.slow
