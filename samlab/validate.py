@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "choice", "fail", "flag", "integer", "is_integer", "is_number", "number", "numbers",
-    "path", "show",
+    "choice", "fail", "flag", "integer", "integers", "is_integer", "is_number", "number",
+    "numbers", "path", "show",
 ]
 
 
@@ -128,6 +128,18 @@ def numbers(name: str, value: Any, *, low: float | None = None,
     if not ok.all():
         raise fail(name, "a finite number" + _range_text(low, None, strict_low, False, False),
                    float(arr[~ok].flat[0]))
+    return arr
+
+
+def integers(name: str, value: Any, *, low: int | None = None) -> np.ndarray:
+    """An integer or an array of integers (int64), every entry ``>= low``; bools are not."""
+    arr = np.asarray(value) if not isinstance(value, (str, bytes)) else None
+    if arr is None or arr.dtype.kind not in "iu":
+        raise fail(name, "an integer or an array of integers", value)
+    arr = arr.astype(np.int64)
+    if low is not None and (arr < low).any():
+        raise fail(name, "an integer" + _range_text(low, None, False, False, True),
+                   int(arr[arr < low].flat[0]))
     return arr
 
 

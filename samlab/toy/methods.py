@@ -44,6 +44,15 @@ class Rules:
         return cls(column(lambda m: m.has_ascent), column(lambda m: m.normalized),
                    column(lambda m: m.ascent == "adaptive"), column(lambda m: m.renormalize))
 
+    def switched_on(self, on) -> Rules:
+        """These rules where ``on`` is True, plain descent elsewhere (late-phase switching).
+
+        A run whose method is off takes ``ε = 0`` and no renormalization: exactly a GD step.
+        """
+        on = np.asarray(on, dtype=bool)
+        return Rules(self.ascent & on, self.normalized, self.adaptive & on,
+                     self.renormalize & on)
+
     @cached_property
     def any_ascent(self) -> bool:
         return bool(self.ascent.any())

@@ -45,6 +45,8 @@ class Trajectory:
     outcome: np.ndarray
     at: np.ndarray
     exit_step: np.ndarray
+    #: Step from which each run follows its method (plain GD before it; 0: from the start).
+    switch_step: np.ndarray | None = None
 
     @property
     def steps(self) -> int:
@@ -65,6 +67,7 @@ class Trajectory:
             self.positions[(*t, slice(None))], self.losses[t], self.grad_norms[t],
             self.ascent_grad_norms[t], self.gammas[t],
             a(self.outcome[index]), a(self.at[index]), a(self.exit_step[index]),
+            None if self.switch_step is None else a(self.switch_step[index]),
         )
 
 
@@ -81,6 +84,7 @@ class PhaseDiagram:
     codes: np.ndarray
     at: np.ndarray
     final: np.ndarray
+    switch_step: np.ndarray | None = None
 
     @property
     def outcome(self) -> np.ndarray:
@@ -126,15 +130,18 @@ def _check_landscape(landscape) -> Landscape:
     return landscape
 
 
-def _batch_shape(methods, lr, rho, x0) -> tuple[int, ...]:
-    """The shape ``method``, ``lr``, ``rho`` and ``x0[..., 2]`` broadcast to, or a clear error."""
+def _batch_shape(methods, lr, rho, x0, switch=None) -> tuple[int, ...]:
+    """The shape ``method``, ``lr``, ``rho``, ``x0[..., 2]`` (and ``switch_step``) broadcast
+    to, or a clear error."""
     shapes = {"method": np.shape(methods), "lr": np.shape(lr), "rho": np.shape(rho),
               "x0[..., 2]": x0.shape[:-1]}
+    if switch is not None:
+        shapes["switch_step"] = np.shape(switch)
     try:
         return np.broadcast_shapes(*shapes.values())
     except ValueError:
         given = ", ".join(f"{k} {v}" for k, v in shapes.items())
-        raise ValueError(f"method, lr, rho and x0 must broadcast against each other, got "
+        raise ValueError(f"{', '.join(shapes)} must broadcast against each other, got "
                          f"shapes {given}") from None
 
 
@@ -163,6 +170,12 @@ def _available_memory() -> int:
         return 1 << 62
 
 
+def _check_switch(switch_step) -> np.ndarray | None:
+    if switch_step is None:
+        return None
+    return validate.integers("switch_step", switch_step, low=0)
+
+
 def _options(noise, seed, adaptive_eta, tol, trap_radius) -> dict:
     """The keyword arguments :func:`run` and :func:`phase_diagram` share, checked."""
     return dict(
@@ -189,9 +202,14 @@ class _Result:
 
 def _simulate(landscape: Landscape, methods: np.ndarray, lr, rho, x0, steps: int, *,
               noise: float, seed: int, adaptive_eta: float, tol: float, trap_radius: float,
-              record: bool) -> _Result:
-    shape = _batch_shape(methods, lr, rho, x0)
+              record: bool, switch: np.ndarray | None = None) -> _Result:
+    shape = _batch_shape(methods, lr, rho, x0, switch)
     rules = Rules.of(methods)
+    # Late-phase switching: GD's rules before each run's switch step, its method's from it.
+    if switch is not None:
+        switch = np.broadcast_to(switch, shape)
+        first, last = int(switch.min()), int(switch.max())
+        plain = rules.switched_on(False)
     lr = np.broadcast_to(lr, shape)
     rho = np.broadcast_to(rho, shape)
     x = np.broadcast_to(x0[..., 0], shape).astype(float)
@@ -214,7 +232,10 @@ def _simulate(landscape: Landscape, methods: np.ndarray, lr, rho, x0, steps: int
         for t in range(steps):
             x_old, y_old = x, y
             xi = rng.standard_normal((2, *shape)) * noise if rng is not None else None
-            x, y, gn, an, gamma = step(landscape, x, y, lr, rho, rules, adaptive_eta, xi, record)
+            now = rules
+            if switch is not None and t < last:
+                now = plain if t < first else rules.switched_on(t >= switch)
+            x, y, gn, an, gamma = step(landscape, x, y, lr, rho, now, adaptive_eta, xi, record)
 
             # Leaving the landscape: remember where and at what loss, then freeze as NaN.
             # Checked every few steps (the check costs a sixth of a step); a recorded
@@ -259,6 +280,7 @@ def run(
     x0,
     steps: int,
     *,
+    switch_step: int | np.ndarray | None = None,
     noise: float = 0.0,
     seed: int = 0,
     adaptive_eta: float = 0.01,
@@ -295,11 +317,14 @@ def run(
     rho = validate.numbers("rho", rho, low=0.0)
     x0 = _check_x0(x0)
     steps = validate.integer("steps", steps, low=1)
+    switch = _check_switch(switch_step)
     options = _options(noise, seed, adaptive_eta, tol, trap_radius)
     max_bytes = validate.integer("max_bytes", max_bytes, low=1, none=True)
-    _check_memory(int(np.prod(_batch_shape(methods, lr, rho, x0))), steps, True, max_bytes)
+    _check_memory(int(np.prod(_batch_shape(methods, lr, rho, x0, switch))), steps, True,
+                  max_bytes)
 
-    res = _simulate(landscape, methods, lr, rho, x0, steps, record=True, **options)
+    res = _simulate(landscape, methods, lr, rho, x0, steps, record=True, switch=switch,
+                    **options)
     shape = res.codes.shape
     return Trajectory(
         landscape=landscape,
@@ -310,6 +335,7 @@ def run(
         outcome=np.asarray(OUTCOMES)[res.codes],
         at=res.at.astype(str),
         exit_step=res.exit_step,
+        switch_step=None if switch is None else np.broadcast_to(switch, shape).copy(),
     )
 
 
@@ -321,6 +347,7 @@ def phase_diagram(
     x0,
     steps: int,
     *,
+    switch_step: int | np.ndarray | None = None,
     noise: float = 0.0,
     seed: int = 0,
     adaptive_eta: float = 0.01,
@@ -332,6 +359,8 @@ def phase_diagram(
 
     All settings run as one batch (no Python loop over settings); only the
     final state and the outcome are kept. Labels are those of :func:`run`.
+    ``switch_step`` (GD before it, as in :func:`run`) is one step for the whole grid or
+    an array broadcasting against ``(len(lrs), len(rhos))``.
     """
     _check_landscape(landscape)
     if not isinstance(method, str):
@@ -346,6 +375,13 @@ def phase_diagram(
     if x0.shape != (2,):
         raise ValueError(f"x0 must be one point (x, y) for a phase diagram, got shape {x0.shape}")
     steps = validate.integer("steps", steps, low=1)
+    switch = _check_switch(switch_step)
+    if switch is not None and switch.ndim:
+        try:
+            switch = np.broadcast_to(switch, (lrs.size, rhos.size))
+        except ValueError:
+            raise ValueError(f"switch_step must broadcast against the grid (len(lrs), len(rhos)) "
+                             f"= {(lrs.size, rhos.size)}, got shape {switch.shape}") from None
     kwargs = dict(record=False, **_options(noise, seed, adaptive_eta, tol, trap_radius))
     max_bytes = validate.integer("max_bytes", max_bytes, low=1, none=True)
     _check_memory(lrs.size * rhos.size, steps, False, max_bytes)
@@ -356,18 +392,21 @@ def phase_diagram(
     # faster on two cores. With noise one generator must serve the whole grid.
     n_threads = min(os.cpu_count() or 1, 8, lrs.size) if kwargs["noise"] == 0 else 1
     if n_threads > 1 and lrs.size * rhos.size >= 4096:
-        blocks = np.array_split(lrs, n_threads)
+        rows = np.array_split(np.arange(lrs.size), n_threads)
         with ThreadPoolExecutor(n_threads) as pool:
             parts = list(pool.map(
-                lambda b: _simulate(landscape, methods, b[:, None], rhos[None, :], x0, steps,
-                                    **kwargs),
-                blocks,
+                lambda r: _simulate(landscape, methods, lrs[r, None], rhos[None, :], x0, steps,
+                                    switch=switch if switch is None or not switch.ndim
+                                    else switch[r], **kwargs),
+                rows,
             ))
         res = _Result(*(np.concatenate([getattr(p, f) for p in parts])
                         for f in ("final_x", "final_y", "codes", "at", "exit_step")), None)
     else:
-        res = _simulate(landscape, methods, lrs[:, None], rhos[None, :], x0, steps, **kwargs)
+        res = _simulate(landscape, methods, lrs[:, None], rhos[None, :], x0, steps,
+                        switch=switch, **kwargs)
     return PhaseDiagram(
         landscape=landscape, method=str(method), lrs=lrs, rhos=rhos, x0=x0, steps=steps,
         codes=res.codes, at=res.at.astype(str), final=np.stack([res.final_x, res.final_y], -1),
+        switch_step=None if switch is None else np.broadcast_to(switch, res.codes.shape).copy(),
     )
