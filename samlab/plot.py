@@ -76,10 +76,18 @@ def trajectories(traj: Trajectory, ax=None, *, levels: int = 30, title: str | No
     runs = traj.positions.reshape(traj.positions.shape[0], -1, 2)
     methods = traj.method.reshape(-1)
     outcomes = traj.outcome.reshape(-1)
+    switches = (np.zeros(runs.shape[1], int) if traj.switch_step is None
+                else traj.switch_step.reshape(-1))
     for i in range(runs.shape[1]):
         m = str(methods[i])
-        ax.plot(runs[:, i, 0], runs[:, i, 1], color=method_color(m),
-                label=f"{method_label(m)}: {outcomes[i]}", **_run_style(i))
+        # A late-phase run: its GD phase dotted in GD's colour, the method's phase after it.
+        cut = min(int(switches[i]), traj.steps) if get_method(m).has_ascent else 0
+        if cut:
+            ax.plot(runs[:cut + 1, i, 0], runs[:cut + 1, i, 1], color=method_color("gd"),
+                    ls=":", lw=1.5, zorder=2 + i)
+        tail = f", switched at step {cut}" if cut else ""
+        ax.plot(runs[cut:, i, 0], runs[cut:, i, 1], color=method_color(m),
+                label=f"{method_label(m)}: {outcomes[i]}{tail}", **_run_style(i))
         ax.plot(*runs[0, i], "o", color=method_color(m), mfc="white", zorder=10)
         last = runs[:, i][np.isfinite(runs[:, i]).all(axis=-1)]
         if len(last):  # where it ended: a filled marker of its colour

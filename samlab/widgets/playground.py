@@ -66,6 +66,11 @@ class Playground:
     >>> pg.trajectory.outcome              # what the figure shows, as data
 
     Click the contour to start from that point, or type the start in the boxes.
+
+    ``switch=S`` adds a "switch at" slider: every method runs plain GD for its first ``S``
+    steps and itself from there on (late-phase switching, docs/toy.md#late-phase-switching);
+    a path is drawn in GD's colour up to the switch and in its method's colour after it,
+    and a dotted line marks the switch in the right panel.
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class Playground:
         max_steps: int = 1000,
         available: Sequence[str] | None = None,
         metric: tuple[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+        switch: int | None = None,
     ):
         self.landscape = landscape if landscape is not None else BoundedSaddle()
         if isinstance(methods, str):
@@ -101,6 +107,7 @@ class Playground:
         self.metric = metric
         max_steps = validate.integer("max_steps", max_steps, low=1)
         steps = validate.integer("steps", steps, low=1, high=max_steps)
+        switch = validate.integer("switch", switch, low=0, high=max_steps, none=True)
         for name, (lo, hi), v in (("lr", lr_range, lr), ("rho", rho_range, rho)):
             lo = validate.number(f"{name}_range[0]", lo, low=0.0, strict_low=True)
             validate.number(f"{name}_range[1]", hi, low=lo, strict_low=True)
@@ -120,6 +127,12 @@ class Playground:
         )
         self.steps_slider = W.IntSlider(value=steps, min=1, max=max_steps, step=1,
                                         description="steps", style=style, layout=layout)
+        self.switch_slider = None if switch is None else W.IntSlider(
+            value=switch, min=0, max=max_steps, step=1, description="switch at", style=style,
+            layout=layout)
+        sliders = [self.lr_slider, self.rho_slider, self.steps_slider]
+        if self.switch_slider is not None:
+            sliders.append(self.switch_slider)
         self.method_boxes = {
             m: W.Checkbox(value=m in methods, description=table.label(m), indent=False,
                           layout=W.Layout(width="130px"))
@@ -130,22 +143,20 @@ class Playground:
         self.x0_y = W.FloatText(value=float(x0[1]), description="start y", style=style,
                                 layout=W.Layout(width="180px"))
         self.status = W.HTML()
-        for w, cls in ((self.lr_slider, "samlab-lr"), (self.rho_slider, "samlab-rho"),
-                       (self.steps_slider, "samlab-steps")):
+        for w, cls in zip(sliders, ("samlab-lr", "samlab-rho", "samlab-steps", "samlab-switch")):
             w.add_class(cls)
 
         self.figure = self._build_figure()
         self.trajectory: Trajectory | None = None
         self._holding = False
         self._queued = False  # an update is scheduled on the kernel's event loop
-        controls = [self.lr_slider, self.rho_slider, self.steps_slider, self.x0_x, self.x0_y,
-                    *self.method_boxes.values()]
+        controls = [*sliders, self.x0_x, self.x0_y, *self.method_boxes.values()]
         for w in controls:
             w.observe(self._on_change, names="value")
         self.figure.data[self._click_index].on_click(self._on_click)
 
         self.widget = W.VBox([
-            W.HBox([W.VBox([self.lr_slider, self.rho_slider, self.steps_slider]),
+            W.HBox([W.VBox(sliders),
                     W.VBox([self.x0_x, self.x0_y]),
                     W.VBox(list(self.method_boxes.values()),
                            layout=W.Layout(flex_flow="row wrap", width="400px"))]),
@@ -161,6 +172,11 @@ class Playground:
         return [m for m, box in self.method_boxes.items() if box.value]
 
     @property
+    def switch(self) -> int | None:
+        """The switch step the figure shows (None without a switch slider)."""
+        return None if self.switch_slider is None else int(self.switch_slider.value)
+
+    @property
     def x0(self) -> tuple[float, float]:
         return (float(self.x0_x.value), float(self.x0_y.value))
 
@@ -174,7 +190,8 @@ class Playground:
         self.update()
 
     def trace_index(self, method: str, panel: str = "path") -> int:
-        """Index in ``figure.data`` of ``method``'s trajectory (``"path"``) or loss (``"loss"``)."""
+        """Index in ``figure.data`` of ``method``'s trajectory (``"path"``), its part before
+        the switch (``"before"``, with a switch slider) or right panel (``"loss"``)."""
         return self._trace_index[(method, panel)]
 
     @property
@@ -203,6 +220,12 @@ class Playground:
         self._trace_index = {}
         for m in self.available:
             color = table.color(m)
+            if self.switch_slider is not None:  # the path before the switch, in GD's colour
+                self._trace_index[(m, "before")] = len(fig.data)
+                fig.add_trace(go.Scatter(x=[], y=[], mode="lines", legendgroup=m,
+                                         showlegend=False, name=f"{table.label(m)}: GD phase",
+                                         line=dict(color=table.color("gd"), width=2,
+                                                   dash="dot")), 1, 1)
             self._trace_index[(m, "path")] = len(fig.data)
             # Markers on at most MAX_MARKERS steps: drawing one per step is what made a
             # redraw take a quarter of a second in Chromium (each marker is an SVG node).
@@ -235,7 +258,9 @@ class Playground:
         """Re-run the checked methods and write the runs into the figure in place."""
         methods = self.methods
         lr, rho, steps = self.lr_slider.value, self.rho_slider.value, self.steps_slider.value
-        traj = run(self.landscape, methods or ["gd"], lr, rho, self.x0, steps)
+        switch = self.switch
+        traj = run(self.landscape, methods or ["gd"], lr, rho, self.x0, steps,
+                   switch_step=switch)
         self.trajectory = traj if methods else None
         step_axis = np.arange(steps + 1)
         fig = self.figure
@@ -245,17 +270,32 @@ class Playground:
             # What this drawing shows, readable in the page (the browser test compares it
             # with the sliders after a drag).
             fig.layout.meta = {"lr": lr, "rho": rho, "steps": steps, "x0": list(self.x0),
-                               "methods": methods}
+                               "methods": methods, **({} if switch is None else
+                                                      {"switch": switch})}
             for m in self.available:
                 path = fig.data[self._trace_index[(m, "path")]]
                 loss = fig.data[self._trace_index[(m, "loss")]]
+                before = (fig.data[self._trace_index[(m, "before")]] if switch is not None
+                          else None)
                 if m in methods:
                     i = methods.index(m)
-                    path.x, path.y = traj.positions[:, i, 0], traj.positions[:, i, 1]
+                    # A method without an ascent is GD throughout: all of it is "the path".
+                    cut = (0 if switch is None or not table.get_method(m).has_ascent
+                           else min(switch, steps))
+                    path.x, path.y = traj.positions[cut:, i, 0], traj.positions[cut:, i, 1]
+                    if before is not None:
+                        before.x = traj.positions[:cut + 1, i, 0] if cut else []
+                        before.y = traj.positions[:cut + 1, i, 1] if cut else []
                     loss.x, loss.y = step_axis, self._metric_values(traj)[:, i]
                 path.visible = loss.visible = m in methods
+                if before is not None:
+                    before.visible = m in methods
             if methods:
                 fig.layout.yaxis2.range = plot.loss_range(traj, self._metric_values(traj))
+            if switch is not None:
+                fig.layout.shapes = [dict(type="line", xref="x2", yref="y2 domain", x0=switch,
+                                          x1=switch, y0=0, y1=1,
+                                          line=dict(color="grey", dash="dot", width=1))]
         self.status.value = self._status_html(traj) if methods else "<i>no method selected</i>"
         return traj
 

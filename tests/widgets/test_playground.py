@@ -177,3 +177,32 @@ def test_a_burst_of_changes_in_a_kernel_redraws_once_with_the_last_values(playgr
     asyncio.run(drag())
     assert calls == [pytest.approx(0.15, rel=0.02)]
     assert_figure_shows_runs(playground)
+
+
+def test_a_switch_slider_runs_gd_until_the_switch_and_colours_the_two_phases():
+    valley = toy.SharpFlatValley()
+    pg = Playground(valley, methods=("gd", "sam"), lr=0.05, rho=0.2, steps=300, x0=(0.3, 1.0),
+                    switch=120, metric=("sharpness", valley.sharpness))
+    truth = toy.run(valley, ["gd", "sam"], 0.05, 0.2, (0.3, 1.0), 300, switch_step=120)
+    fig = pg.figure
+    sam_path, sam_before = (fig.data[pg.trace_index("sam", p)] for p in ("path", "before"))
+    np.testing.assert_array_equal(sam_before.x, truth.positions[:121, 1, 0])
+    np.testing.assert_array_equal(sam_path.x, truth.positions[120:, 1, 0])
+    np.testing.assert_array_equal(sam_path.y, truth.positions[120:, 1, 1])
+    # GD has no switch: its whole path is its own colour, nothing before.
+    np.testing.assert_array_equal(fig.data[pg.trace_index("gd", "path")].x,
+                                  truth.positions[:, 0, 0])
+    assert len(fig.data[pg.trace_index("gd", "before")].x) == 0
+    np.testing.assert_allclose(fig.data[pg.trace_index("sam", "loss")].y,
+                               valley.sharpness(truth.positions[:, 1]))
+    assert fig.layout.shapes[0].x0 == 120 and fig.layout.meta["switch"] == 120
+
+    pg.switch_slider.value = 0  # SAM throughout: no GD phase left to draw
+    np.testing.assert_array_equal(fig.data[pg.trace_index("sam", "path")].x,
+                                  toy.run(valley, "sam", 0.05, 0.2, (0.3, 1.0),
+                                          300).positions[:, 0])
+    assert len(fig.data[pg.trace_index("sam", "before")].x) == 0
+    assert fig.layout.shapes[0].x0 == 0 and fig.layout.meta["switch"] == 0
+
+    with pytest.raises(ValueError, match="switch must be None or an integer in 0..1000, got 5000"):
+        Playground(valley, switch=5000)
