@@ -36,7 +36,7 @@ HVP_MODES = ("auto", "double_backward", "forward_over_reverse")
 AUTO_MODE = {False: "double_backward", True: "forward_over_reverse"}
 
 
-def _check_batches(batches) -> list[Batch]:
+def check_batches(batches) -> list[Batch]:
     if not isinstance(batches, (list, tuple)) or len(batches) == 0:
         got = "an empty list" if isinstance(batches, (list, tuple)) else type(batches).__name__
         raise ValueError(f"batches must be a non-empty list of (inputs, targets) pairs, got {got}")
@@ -156,7 +156,7 @@ class HessianOperator:
         return [hv[n] for n in self.names]
 
 
-def _scalar(loss) -> torch.Tensor:
+def scalar_loss(loss) -> torch.Tensor:
     if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
         shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
         raise ValueError(f"loss_fn must return a scalar (the mean loss), got {shape}")
@@ -165,7 +165,7 @@ def _scalar(loss) -> torch.Tensor:
 
 def _double_backward(model, loss_fn, params, tangents, x, y) -> list[torch.Tensor]:
     """``H v = ∇_w (∇_w L · v)``: differentiate the gradient's graph once more."""
-    loss = _scalar(loss_fn(model(x), y))
+    loss = scalar_loss(loss_fn(model(x), y))
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
     # A gradient that does not depend on w (loss linear in that tensor) adds nothing.
     live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
@@ -180,7 +180,7 @@ def _double_backward(model, loss_fn, params, tangents, x, y) -> list[torch.Tenso
 def _forward_over_reverse(model, loss_fn, primals, tangents, x, y) -> dict[str, torch.Tensor]:
     """``H v = d/dt ∇L(w + t v)`` at ``t = 0``: the JVP of the gradient (Pearlmutter 1994)."""
     def loss(p: dict[str, torch.Tensor]) -> torch.Tensor:
-        return _scalar(loss_fn(functional_call(model, p, (x,)), y))
+        return scalar_loss(loss_fn(functional_call(model, p, (x,)), y))
 
     return jvp(grad(loss), (primals,), (tangents,))[1]
 
@@ -211,7 +211,7 @@ def _shaped_like(t: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
 
 
 def prepare(model, loss_fn, batches, params, bn_mode, mode, compile):
-    batches = _check_batches(batches)
+    batches = check_batches(batches)
     params = _check_params(model, params)
     if not callable(loss_fn):
         raise ValueError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
