@@ -8,7 +8,8 @@
 - :mod:`~samlab.train.trainer`: the loop, resume, interrupts;
 - :mod:`~samlab.train.metrics`: what an epoch measures;
 - :mod:`~samlab.train.rundir`: ``runs/<name>/``, its files, lock and status;
-- :mod:`~samlab.train.sweep`: grids of runs, each trained once.
+- :mod:`~samlab.train.sweep`: grids of runs, each trained once;
+- :mod:`~samlab.train.restore`: a finished run's network, back for analysis.
 """
 
 from .config import TrainConfig
@@ -16,7 +17,7 @@ from .config import TrainConfig
 _LAZY = {
     "Callback": "trainer", "Trainer": "trainer", "TrainingDiverged": "trainer",
     "RunResult": "rundir", "RunDir": "rundir", "RunInUse": "rundir", "read_run": "rundir",
-    "sweep": "sweep",
+    "sweep": "sweep", "load_model": "restore",
 }
 
 
