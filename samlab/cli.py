@@ -77,9 +77,10 @@ _TRAIN_HELP = """Train a model with SGD or the SAM family; write runs/<name>/.
 
 Every field of samlab.train.TrainConfig is a flag (defaults: ResNet-20 on CIFAR-10,
 docs/training.md#the-cifar-10-recipe). --config FILE starts from a saved config.json;
-flags override it. --resume RUN_DIR continues an interrupted run exactly where it
-stopped. Under torchrun (torchrun --nproc_per_node=N -m samlab train ...) it trains
-with DDP.
+--protocol NAME from a paper's settings (zhou2025: the late-phase authors' code,
+docs/training.md#protocols); flags override either. --resume RUN_DIR continues an
+interrupted run exactly where it stopped. Under torchrun (torchrun --nproc_per_node=N
+-m samlab train ...) it trains with DDP.
 
 Exit status: 0 completed, 2 bad input (one line on stderr; SAMLAB_DEBUG=1 shows the
 traceback), 3 the loss diverged, 130 interrupted by Ctrl-C, 143 by SIGTERM (both
@@ -90,11 +91,15 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
     import dataclasses
 
     from samlab.train.config import HELP, TrainConfig, choices
+    from samlab.train.protocols import PROTOCOLS
 
     p = subcommands.add_parser("train", help="train a model with any method of the table",
                                description=_TRAIN_HELP,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, help="a config.json to start from")
+    p.add_argument("--protocol", metavar="{" + ",".join(PROTOCOLS) + "}",
+                   help="start from a named protocol's settings (docs/training.md#protocols); "
+                        "the other flags override them")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     for f in dataclasses.fields(TrainConfig):
@@ -154,10 +159,16 @@ def _trainer_from_args(args: argparse.Namespace):
     import dataclasses
 
     from samlab.train import TrainConfig, Trainer
+    from samlab.train.protocols import protocol
     from samlab.train.rundir import RunDir
 
     names = [f.name for f in dataclasses.fields(TrainConfig)]
-    given = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    flags = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    if args.protocol is not None and args.config is not None:
+        raise ValueError("give --protocol or --config, not both: a config.json holds every "
+                         "field, so nothing of the protocol would be left")
+    # The protocol first, the flags on top; on resume they must agree with the saved run.
+    given = {**(protocol(args.protocol) if args.protocol is not None else {}), **flags}
     if args.resume is not None:
         run_dir = args.resume
         # The run directory names the run: a repeated --name/--runs-dir must agree with it.

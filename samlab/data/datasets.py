@@ -31,6 +31,9 @@ RANDOM_LABEL = "random uint8 images (timing only)"
 
 DATASETS = ("cifar10", "cifar10-jpeg", "digits", "random")
 
+#: How :func:`fixed_subset` picks its examples: a seeded draw, or the first ``n`` in order.
+SUBSET_ORDERS = ("random", "first")
+
 # digits: a fixed test set (as CIFAR-10's is fixed), whatever the split seed.
 DIGITS_TEST_SIZE = 360
 DIGITS_TEST_SEED = 0
@@ -43,6 +46,8 @@ class ImageData:
     Images are uint8 NHWC numpy arrays (``[N, H, W, C]``), labels int64 ``[N]``.
     ``mean``/``std`` are the per-channel statistics to normalize with, on the [0, 1]
     scale. ``label`` is the string that goes on plots and logs (e.g. :data:`JPEG_LABEL`).
+    The training split is in a seeded random order; ``train_index`` holds each training
+    image's position in the dataset's own order (CIFAR-10's files), None where unknown.
     """
 
     name: str
@@ -56,6 +61,7 @@ class ImageData:
     test_labels: np.ndarray
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    train_index: np.ndarray | None = None
 
     @property
     def num_classes(self) -> int:
@@ -65,6 +71,14 @@ class ImageData:
     def image_shape(self) -> tuple[int, int, int]:
         """``(H, W, C)`` of every image."""
         return tuple(self.train_images.shape[1:])
+
+    def train_in_dataset_order(self) -> np.ndarray:
+        """Indices that put the training images in the dataset's own order (the split's
+        order where :attr:`train_index` is unknown): ``[:n]`` of it is "the first n
+        training images", as the late-phase authors' ``Subset(trainset, range(n))``."""
+        if self.train_index is None:
+            return np.arange(len(self.train_labels))
+        return np.argsort(self.train_index, kind="stable")
 
     def __repr__(self) -> str:
         h, w, c = self.image_shape
@@ -160,6 +174,7 @@ def load_dataset(
         test_labels=test_labels,
         mean=mean,
         std=std,
+        train_index=train_idx,
     )
 
 
@@ -207,6 +222,7 @@ def _random_data(n_train: int | None, n_val: int, seed: int) -> ImageData:
         test_labels=test[1],
         mean=(0.5,) * 3,
         std=(std,) * 3,
+        train_index=np.arange(len(train[1])),
     )
 
 
@@ -224,7 +240,7 @@ def to_tensor(images: np.ndarray, *, mean: Sequence[float] = CIFAR10_MEAN,
 
 
 def fixed_subset(data, n: int = 5000, seed: int = 0, batch_size: int = 128,
-                 device: torch.device | str | None = None,
+                 device: torch.device | str | None = None, order: str = "random",
                  ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The same ``n`` examples on every call: a seeded draw without replacement, in batches.
 
@@ -234,6 +250,9 @@ def fixed_subset(data, n: int = 5000, seed: int = 0, batch_size: int = 128,
     class; in ``bn_mode="train"`` a sharpness measurement depends on ``batch_size``,
     128 as in training. Use the same ``n``, ``seed`` and ``batch_size`` wherever one
     sharpness curve is compared with another (docs/sharpness.md#the-subset: 5,000).
+
+    ``order="first"`` takes the first ``n`` examples of ``data`` instead, in order and
+    in consecutive batches (``seed`` unused): the late-phase authors' subset.
     """
     if isinstance(data, (tuple, list)) and len(data) == 2 \
             and all(isinstance(t, torch.Tensor) for t in data):
@@ -254,12 +273,15 @@ def fixed_subset(data, n: int = 5000, seed: int = 0, batch_size: int = 128,
     n = validate.integer("n", n, low=1, high=total)
     seed = validate.integer("seed", seed, low=0)
     batch_size = validate.integer("batch_size", batch_size, low=1)
-    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
+    if validate.choice("order", order, SUBSET_ORDERS) == "first":
+        picked = torch.arange(n)
+    else:
+        picked = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
     if inputs is None:
-        items = [data[int(i)] for i in order]
+        items = [data[int(i)] for i in picked]
         inputs = torch.stack([torch.as_tensor(x) for x, _ in items])
         targets = torch.stack([torch.as_tensor(y) for _, y in items])
     else:
-        inputs, targets = inputs[order], targets[order]
+        inputs, targets = inputs[picked], targets[picked]
     return [(x.to(device), y.to(device)) if device is not None else (x, y)
             for x, y in zip(inputs.split(batch_size), targets.split(batch_size))]

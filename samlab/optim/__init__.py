@@ -36,7 +36,8 @@ late-phase epochs), so a training loop can treat every method alike.
 
 Late-phase switching (Zhou et al., ICLR 2025): ``SAM(..., switch_epoch=150)`` runs the
 plain base optimizer (one forward-backward per step, bit-identical to it) until epoch
-150, then SAM; the loop's one extra line is ``opt.set_epoch(epoch)``.
+150, then SAM; the loop's one extra line is ``opt.set_epoch(epoch)``. ``end_epoch=``
+switches back: SAM before it, the base optimizer alone from it on.
 
 Gradient accumulation: a closure that loops over micro-batches (each loss divided by
 their number) accumulates both the ascent and the descent gradient; so does the

@@ -52,8 +52,13 @@ class SAM(torch.optim.Optimizer):
             (the widely copied ``T = |w|`` on every tensor).
         switch_step, switch_epoch: late-phase switching: plain base-optimizer steps
             before this step count / epoch (see :meth:`set_epoch`), SAM from it on.
-        reset_on_switch: clear the base optimizer's state (momentum) at the switch,
-            as building a second optimizer does; by default it is carried across.
+        end_step, end_epoch: the switch back: SAM before this step count / epoch, plain
+            base-optimizer steps from it on (None: SAM to the end). In the unit of the
+            switch (``end_step`` with ``switch_step``, ``end_epoch`` with
+            ``switch_epoch``) and after it; without a switch, SAM from the start.
+        reset_on_switch: clear the base optimizer's state (momentum) at each switch, to
+            SAM and back, as building a second optimizer does; by default it is carried
+            across.
         model: the model being trained; optional. With it BatchNorm freezing is
             scoped to this model, and a DDP model's first pass runs in ``no_sync``.
     """
@@ -74,6 +79,8 @@ class SAM(torch.optim.Optimizer):
         adaptive_variant: Literal["original", "abs"] = "original",
         switch_step: int | None = None,
         switch_epoch: int | None = None,
+        end_step: int | None = None,
+        end_epoch: int | None = None,
         reset_on_switch: bool = False,
         model: nn.Module | None = None,
         **base_kwargs: Any,
@@ -94,6 +101,7 @@ class SAM(torch.optim.Optimizer):
         switch_epoch = validate.integer("switch_epoch", switch_epoch, low=0, none=True)
         if switch_step is not None and switch_epoch is not None:
             raise ValueError("give switch_step or switch_epoch, not both")
+        end_step, end_epoch = _check_end(switch_step, switch_epoch, end_step, end_epoch)
 
         super().__init__(params, dict(rho=rho, **base_kwargs))
         for group in self.param_groups:
@@ -112,11 +120,14 @@ class SAM(torch.optim.Optimizer):
         self.adaptive_variant = adaptive_variant
         self.switch_step = switch_step
         self.switch_epoch = switch_epoch
+        self.end_step = end_step
+        self.end_epoch = end_epoch
         self.reset_on_switch = validate.flag("reset_on_switch", reset_on_switch)
         self.model = model
         self.steps_taken = 0          # optimizer steps so far (plain and SAM)
         self.epoch: int | None = None
         self._switched = switch_step is None and switch_epoch is None
+        self._ended = False  # the switch back to the base optimizer has happened
         self._w: list[torch.Tensor] | None = None  # w saved by first_step, restored by second
         self._w_key: list[int] = []
         self._params: list[torch.Tensor] = []
@@ -126,28 +137,46 @@ class SAM(torch.optim.Optimizer):
 
     # -- late-phase switching -----------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
-        """Tell the optimizer which epoch starts (needed with ``switch_epoch``)."""
+        """Tell the optimizer which epoch starts (needed with ``switch_epoch``, ``end_epoch``)."""
         self.epoch = validate.integer("epoch", epoch, low=0)
 
     @property
     def sam_active(self) -> bool:
-        """True when the next step is a SAM step, False while still in the plain phase."""
-        if self.ascent == "none":
+        """True when the next step is a SAM step; False in a plain phase, before the switch
+        or from the switch back on."""
+        if self.ascent == "none" or self._ended or self._end_reached():
             return False
         if self._switched or self.switch_step is not None and self.steps_taken >= self.switch_step:
             return True
         if self.switch_epoch is None:
             return False
+        return self._known_epoch("switch_epoch") >= self.switch_epoch
+
+    def _end_reached(self) -> bool:
+        if self.end_step is not None:
+            return self.steps_taken >= self.end_step
+        if self.end_epoch is not None:
+            return self._known_epoch("end_epoch") >= self.end_epoch
+        return False
+
+    def _known_epoch(self, name: str) -> int:
         if self.epoch is None:
             raise RuntimeError(
-                "switch_epoch is set but the epoch is unknown: call "
+                f"{name} is set but the epoch is unknown: call "
                 "optimizer.set_epoch(epoch) at the start of every epoch"
             )
-        return self.epoch >= self.switch_epoch
+        return self.epoch
 
     def _enter_sam_phase(self) -> None:
         if not self._switched:
             self._switched = True
+            if self.reset_on_switch:
+                self.base_optimizer.state.clear()
+
+    def _leave_sam_phase(self) -> None:
+        """The switch back: from here on the base optimizer alone (the authors' SAM-then-SGD)."""
+        if self._switched and not self._ended and self._end_reached():
+            self._ended = True
             if self.reset_on_switch:
                 self.base_optimizer.state.clear()
 
@@ -246,6 +275,7 @@ class SAM(torch.optim.Optimizer):
         Bit-identical to ``base_optimizer.step()``; also counts the step and records
         ``grad_norm`` in :attr:`last_stats` (the ascent entries are NaN).
         """
+        self._leave_sam_phase()
         if scaler is not None:
             scaler.unscale_(self.base_optimizer)
         grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
@@ -371,6 +401,7 @@ class SAM(torch.optim.Optimizer):
                 "steps_taken": self.steps_taken,
                 "epoch": self.epoch,
                 "switched": self._switched,
+                "ended": self._ended,
                 "ascent": self.ascent,
                 "renormalize": self.renormalize,
             },
@@ -403,6 +434,7 @@ class SAM(torch.optim.Optimizer):
         self.steps_taken = int(own["steps_taken"])
         self.epoch = own["epoch"]
         self._switched = bool(own["switched"])
+        self._ended = bool(own.get("ended", False))  # absent from checkpoints before end_*
 
     def __repr__(self) -> str:
         extra = (f"ascent={self.ascent!r}, renormalize={self.renormalize}, "
@@ -411,7 +443,31 @@ class SAM(torch.optim.Optimizer):
             at = (f"switch_step={self.switch_step}" if self.switch_step is not None
                   else f"switch_epoch={self.switch_epoch}")
             extra += f", {at}"
+        if self.end_step is not None or self.end_epoch is not None:
+            extra += (f", end_step={self.end_step}" if self.end_step is not None
+                      else f", end_epoch={self.end_epoch}")
         return f"{type(self).__name__}({extra}, base={self.base_optimizer!r})"
+
+
+def _check_end(switch_step: int | None, switch_epoch: int | None, end_step, end_epoch
+               ) -> tuple[int | None, int | None]:
+    """``(end_step, end_epoch)`` checked: at most one, in the switch's unit, after it."""
+    end_step = validate.integer("end_step", end_step, low=1, none=True)
+    end_epoch = validate.integer("end_epoch", end_epoch, low=1, none=True)
+    if end_step is not None and end_epoch is not None:
+        raise ValueError("give end_step or end_epoch, not both")
+    if end_step is not None and switch_epoch is not None:
+        raise ValueError("end_step counts steps but switch_epoch counts epochs: give "
+                         "end_epoch with switch_epoch (or end_step with switch_step)")
+    if end_epoch is not None and switch_step is not None:
+        raise ValueError("end_epoch counts epochs but switch_step counts steps: give "
+                         "end_step with switch_step (or end_epoch with switch_epoch)")
+    if end_step is not None and switch_step is not None and end_step <= switch_step:
+        raise validate.fail("end_step", f"an integer > switch_step ({switch_step})", end_step)
+    if end_epoch is not None and switch_epoch is not None and end_epoch <= switch_epoch:
+        raise validate.fail("end_epoch", f"an integer > switch_epoch ({switch_epoch})",
+                            end_epoch)
+    return end_step, end_epoch
 
 
 class USAM(SAM):

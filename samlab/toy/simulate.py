@@ -140,9 +140,10 @@ def _batch_shape(methods, lr, rho, x0, switch=None) -> tuple[int, ...]:
     try:
         return np.broadcast_shapes(*shapes.values())
     except ValueError:
+        names = [k.removesuffix("[..., 2]") for k in shapes]
         given = ", ".join(f"{k} {v}" for k, v in shapes.items())
-        raise ValueError(f"{', '.join(shapes)} must broadcast against each other, got "
-                         f"shapes {given}") from None
+        raise ValueError(f"{', '.join(names[:-1])} and {names[-1]} must broadcast against "
+                         f"each other, got shapes {given}") from None
 
 
 #: Share of the memory available now that one call may plan to use.

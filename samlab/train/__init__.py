@@ -4,6 +4,7 @@
 >>> result = Trainer(TrainConfig(name="r20-sam", method="sam", rho=0.05, epochs=200)).fit()
 
 - :mod:`~samlab.train.config`: :class:`TrainConfig`, everything that defines a run;
+- :mod:`~samlab.train.protocols`: papers' settings by name (``from_protocol("zhou2025")``);
 - :mod:`~samlab.train.builders`: the data, model, optimizer and schedule it builds;
 - :mod:`~samlab.train.trainer`: the loop, resume, interrupts;
 - :mod:`~samlab.train.metrics`: what an epoch measures;

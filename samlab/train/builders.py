@@ -35,7 +35,8 @@ def build_model(config: TrainConfig, data: ImageData) -> nn.Module:
 def build_optimizer(config: TrainConfig, net: nn.Module) -> SAM:
     """``config.method`` around SGD with momentum; ``sgd`` is SGD itself (no ascent)."""
     return SAM(net.parameters(), torch.optim.SGD, method=config.method, rho=config.rho,
-               switch_epoch=config.switch_epoch, reset_on_switch=config.reset_on_switch,
+               switch_epoch=config.switch_epoch, end_epoch=config.end_epoch,
+               reset_on_switch=config.reset_on_switch,
                model=net, lr=config.lr, momentum=config.momentum,
                weight_decay=config.weight_decay, nesterov=config.nesterov)
 

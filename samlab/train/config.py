@@ -19,6 +19,8 @@ DATASETS = ("cifar10", "cifar10-jpeg", "digits", "random")
 SCHEDULES = ("cosine", "step", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
 BN_MODES = ("eval", "train")
+#: How the fixed Hessian subset is taken (samlab.data.fixed_subset).
+SUBSET_ORDERS = ("random", "first")
 #: Lanczos takes at most this many Hessian-vector products per measurement.
 MAX_SHARPNESS_K = 100
 #: Longest run name: a path component (255 bytes on most filesystems), with room to spare.
@@ -32,7 +34,12 @@ class TrainConfig:
 
     ``method`` is a row of :mod:`samlab.methods` (``sgd``, ``sam``, ``usam``, ``ssam``,
     ``asam``, ``rsam``). ``switch_epoch`` makes it late-phase: plain SGD before that
-    epoch, ``method`` from it on (Zhou et al.).
+    epoch, ``method`` from it on (Zhou et al.). ``end_epoch`` switches back: ``method``
+    before it, plain SGD from it on (without ``switch_epoch``: ``method`` from the start).
+    ``switch_log_steps`` logs each of the first steps after the switch.
+
+    :meth:`from_protocol` starts from a named protocol instead of these defaults
+    (docs/training.md#protocols).
     """
 
     name: str = "run"
@@ -54,7 +61,10 @@ class TrainConfig:
     step_gamma: float = 0.1
     label_smoothing: float = 0.0
     switch_epoch: int | None = None     # late phase: base optimizer before, `method` from it on
-    reset_on_switch: bool = False
+    end_epoch: int | None = None        # the switch back: `method` before, base optimizer from it
+    reset_on_switch: bool = False       # at both switches
+    switch_log_steps: int = 0           # a switch_step record for each of the first N steps
+    switch_log_sharpness_every: int = 0  # λ_max every K steps of that window (0: never)
     seed: int = 0
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     precision: str = "auto"             # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
@@ -62,6 +72,7 @@ class TrainConfig:
     augment: bool | None = None         # crop (pad 4) + flip; None: on for 32x32 images only
     sharpness_every: int = 0            # epochs between λ_max measurements (0: never)
     sharpness_subset: int = 5000        # fixed, seeded training examples for the Hessian
+    sharpness_subset_order: str = "random"  # random (seeded draw) | first (the first N, in order)
     sharpness_k: int = 2                # top-k eigenvalues (the late-phase paper's top-2)
     sharpness_bn_mode: str = "eval"
     trace_probes: int = 0               # Hutchinson probes for tr(H) (0: skip the trace)
@@ -89,6 +100,8 @@ class TrainConfig:
         self.schedule = v.choice("schedule", self.schedule, SCHEDULES)
         self.precision = v.choice("precision", self.precision, PRECISIONS)
         self.sharpness_bn_mode = v.choice("sharpness_bn_mode", self.sharpness_bn_mode, BN_MODES)
+        self.sharpness_subset_order = v.choice("sharpness_subset_order",
+                                               self.sharpness_subset_order, SUBSET_ORDERS)
         self.device = _device(self.device)
         self.lr = v.number("lr", self.lr, low=0.0, strict_low=True)
         self.rho = v.number("rho", self.rho, low=0.0)
@@ -124,15 +137,49 @@ class TrainConfig:
         if self.switch_epoch is not None:
             if self.switch_epoch > self.epochs:
                 raise v.fail("switch_epoch", f"<= epochs ({self.epochs})", self.switch_epoch)
-            if not methods.get_method(self.method).has_ascent:
-                sam_family = [m for m in methods.names() if methods.get_method(m).has_ascent]
-                raise ValueError("switch_epoch needs a SAM-family method to switch to "
-                                 f"(one of {', '.join(sam_family)}), got method={self.method!r}")
+            self._needs_sam_family("switch_epoch", "to switch to")
+        self.end_epoch = v.integer("end_epoch", self.end_epoch, low=1, none=True)
+        if self.end_epoch is not None:
+            if self.end_epoch > self.epochs:
+                raise v.fail("end_epoch", f"an integer <= epochs ({self.epochs})", self.end_epoch)
+            if self.switch_epoch is not None and self.end_epoch <= self.switch_epoch:
+                raise v.fail("end_epoch", f"an integer > switch_epoch ({self.switch_epoch})",
+                             self.end_epoch)
+            self._needs_sam_family("end_epoch", "to switch back from")
+        self.switch_log_steps = v.integer("switch_log_steps", self.switch_log_steps, low=0)
+        self.switch_log_sharpness_every = v.integer(
+            "switch_log_sharpness_every", self.switch_log_sharpness_every, low=0)
+        if self.switch_log_steps and self.switch_epoch is None:
+            raise ValueError("switch_log_steps needs switch_epoch: it logs the first steps "
+                             "after the switch to the method, and there is none")
+        if self.switch_log_sharpness_every and not self.switch_log_steps:
+            raise ValueError("switch_log_sharpness_every needs switch_log_steps > 0: it "
+                             "measures inside that window of steps after the switch")
         if isinstance(self.step_epochs, tuple):
             self.step_epochs = list(self.step_epochs)
         if not isinstance(self.step_epochs, list):
             raise v.fail("step_epochs", "a list of integers >= 0", self.step_epochs)
         self.step_epochs = [v.integer("step_epochs", e, low=0) for e in self.step_epochs]
+
+    def _needs_sam_family(self, name: str, what: str) -> None:
+        if not methods.get_method(self.method).has_ascent:
+            sam_family = [m for m in methods.names() if methods.get_method(m).has_ascent]
+            raise ValueError(f"{name} needs a SAM-family method {what} (one of "
+                             f"{', '.join(sam_family)}), got method={self.method!r}")
+
+    # -- protocols ----------------------------------------------------------------------------
+    @classmethod
+    def from_protocol(cls, protocol: str, /, **overrides: Any) -> TrainConfig:
+        """The config of a named protocol (:data:`~samlab.train.protocols.PROTOCOLS`), with
+        ``overrides`` (any fields, ``name`` included) on top:
+        ``TrainConfig.from_protocol("zhou2025", name="late", model="small_cnn")``.
+
+        ``"zhou2025"`` is the late-phase authors' code defaults (Zhou et al., ICLR 2025;
+        docs/training.md#protocols); ``"samlab"`` is this class's own defaults.
+        """
+        from .protocols import protocol as fields_of
+
+        return cls.from_dict({**fields_of(protocol), **overrides})
 
     # -- files --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -196,7 +243,12 @@ HELP: dict[str, str] = {
     "step_gamma": "factor of each step of the step schedule",
     "label_smoothing": "label smoothing of the cross-entropy, in [0, 1)",
     "switch_epoch": "late phase: plain SGD before this epoch, the method from it on",
-    "reset_on_switch": "clear the momentum at the switch (as a second optimizer would)",
+    "end_epoch": "switch back: the method before this epoch, plain SGD from it on",
+    "reset_on_switch": "clear the momentum at each switch (as a second optimizer would)",
+    "switch_log_steps": "a switch_step record (loss, distance from the switch) for each of "
+                        "the first N steps after switch_epoch (0: none)",
+    "switch_log_sharpness_every": "λ_max every K steps of the switch_log_steps window, "
+                                  "its step 0 included (0: never)",
     "seed": "seed of the initialization, the split, the augmentation and the subset",
     "device": "auto, cpu, cuda or cuda:N",
     "precision": "auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16 autocast",
@@ -204,6 +256,8 @@ HELP: dict[str, str] = {
     "augment": "random crop (padding 4) and flip (default: on for 32x32 images)",
     "sharpness_every": "epochs between λ_max measurements (0: never; the last epoch too)",
     "sharpness_subset": "training images of the fixed Hessian subset",
+    "sharpness_subset_order": "the subset: random (a seeded draw) or first (the first N "
+                              "training images in the dataset's order, as Zhou et al.)",
     "sharpness_k": f"top-k Hessian eigenvalues per measurement (at most {MAX_SHARPNESS_K})",
     "sharpness_bn_mode": "BatchNorm during the measurement: eval (fixed statistics) or train",
     "trace_probes": "Hutchinson probes for tr(H) (0: no trace; otherwise at least 2)",
@@ -217,7 +271,7 @@ def choices(name: str) -> tuple[str, ...] | None:
     """The allowed values of field ``name``, if it is an enumeration."""
     return {"method": methods.names(), "model": MODELS, "dataset": DATASETS,
             "schedule": SCHEDULES, "precision": PRECISIONS,
-            "sharpness_bn_mode": BN_MODES}.get(name)
+            "sharpness_bn_mode": BN_MODES, "sharpness_subset_order": SUBSET_ORDERS}.get(name)
 
 
 def _run_name(name: Any) -> str:

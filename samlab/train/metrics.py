@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data import ImageData, fixed_subset, to_tensor
 from .config import TrainConfig
 
 
@@ -121,6 +122,24 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
         model.train(was_training)
     loss_sum, correct_sum, total = all_reduce_sum([loss, correct, n], device, world_size)
     return loss_sum / max(total, 1), correct_sum / max(total, 1)
+
+
+def sharpness_batches(config: TrainConfig, data: ImageData,
+                      device: torch.device | str | None = None) -> list[tuple[torch.Tensor,
+                                                                             torch.Tensor]]:
+    """The fixed training subset ``config`` measures sharpness on (docs/sharpness.md#the-subset):
+    ``config.sharpness_subset`` images, a seeded draw or the first of the dataset's own order
+    (``sharpness_subset_order``), normalized, in batches of ``config.batch_size``."""
+    n = min(config.sharpness_subset, len(data.train_labels))
+    images, labels = data.train_images, data.train_labels
+    if config.sharpness_subset_order == "first":
+        # The first n of the dataset's own order, not of the split's seeded order.
+        first = data.train_in_dataset_order()[:n]
+        images, labels = images[first], labels[first]
+    x = to_tensor(images, mean=data.mean, std=data.std)
+    return fixed_subset((x, torch.as_tensor(labels)), n=n, seed=config.seed,
+                        batch_size=config.batch_size, device=device,
+                        order=config.sharpness_subset_order)
 
 
 def measure_sharpness(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],

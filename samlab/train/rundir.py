@@ -4,8 +4,10 @@
 
     runs/<name>/
       config.json     the run's identity: the TrainConfig that made it
-      metrics.jsonl   one JSON record per line: epochs, steps (log_every), how it ended
+      metrics.jsonl   one JSON record per line: epochs, steps (log_every), the switch
+                      window (switch_log_steps), how it ended
       checkpoint.pt   the exact position: weights, optimizer, scheduler, RNG, epoch, batch
+                      (and w_switch while a switch window is open)
       .lock           held (flock) by the one trainer writing the run
 
 The order of writes is what makes a kill at any moment lose nothing: a record is

@@ -19,13 +19,22 @@ from typing import Any
 from .config import TrainConfig
 from .rundir import RunDir, RunResult
 
+#: Fields added to TrainConfig after sweeps were first keyed, with the value that means
+#: "as before": a config holding it hashes as it did before the field existed, so the runs
+#: of an existing sweep are still found.
+ADDED_FIELDS: dict[str, Any] = {"end_epoch": None, "switch_log_steps": 0,
+                                "switch_log_sharpness_every": 0,
+                                "sharpness_subset_order": "random"}
+
 
 def config_key(config: TrainConfig) -> str:
     """8 hex digits that change with every field that affects a run's results.
 
-    Where a run lives (``name``, ``runs_dir``) is not part of it.
+    Where a run lives (``name``, ``runs_dir``) is not part of it, nor an added field at
+    its "as before" value (:data:`ADDED_FIELDS`).
     """
-    fields = {k: v for k, v in config.to_dict().items() if k not in ("name", "runs_dir")}
+    fields = {k: v for k, v in config.to_dict().items() if k not in ("name", "runs_dir")
+              and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
 

@@ -2,7 +2,9 @@
 
 One epoch: a pass over the (GPU-resident, augmented) training set with
 ``optimizer.step(closure)``; then validation and test; then λ_max (and tr(H)) when
-due; then the epoch's record and, after it, the checkpoint (docs/training.md).
+due; then the epoch's record and, after it, the checkpoint (docs/training.md). With
+``switch_log_steps`` the first steps after the switch to SAM get a record each, with the
+distance ``‖w − w_switch‖`` from the weights at the switch (docs/training.md#the-switch-window).
 Ctrl-C, a kernel interrupt or SIGTERM (a batch scheduler, ``docker stop``) finishes the
 step in flight, saves a checkpoint of the exact position (mid-epoch included) and
 stops: ``resume`` continues as if nothing had happened (bit-for-bit on CPU). A
@@ -21,11 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import DeviceLoader, ImageData, fixed_subset, to_tensor
+from ..data import DeviceLoader, ImageData
 from ..methods import get_method
+from ..optim import global_norm
 from .builders import build_model, build_optimizer, load_data, lr_lambda
 from .config import TrainConfig
-from .metrics import EpochSums, all_reduce_sum, evaluate, measure_sharpness
+from .metrics import EpochSums, all_reduce_sum, evaluate, measure_sharpness, sharpness_batches
 from .placement import Placement
 from .rundir import CHECKPOINT, RunDir, RunResult
 from .stopping import StopRequest
@@ -46,6 +49,10 @@ class Callback:
 
     def on_step(self, trainer: Trainer, record: dict[str, Any]) -> None:
         """Every ``config.log_every`` steps, with a ``kind="step"`` record."""
+
+    def on_switch_step(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        """At the switch and after each step of the ``config.switch_log_steps`` window,
+        with a ``kind="switch_step"`` record."""
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         """After each epoch, with the ``kind="epoch"`` record written to metrics.jsonl."""
@@ -110,6 +117,11 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(config, self.steps_per_epoch))
         self._hessian_batches = None
+        # The switch window: optimizer steps done at the switch, and w_switch while it is open.
+        self._switch_at = (config.switch_epoch * self.steps_per_epoch
+                           if config.switch_log_steps and config.switch_epoch is not None
+                           and config.switch_epoch < config.epochs else None)
+        self._w_switch: list[torch.Tensor] | None = None
 
         self._lr_used = self.optimizer.param_groups[0]["lr"]
         self.start_epoch, self.start_batch = 0, 0
@@ -218,12 +230,16 @@ class Trainer:
         t0 = time.perf_counter()
         bar = _progress(self.steps_per_epoch, f"epoch {epoch}", start_batch,
                         enabled=self.progress and self.is_main)
+        if epoch == cfg.switch_epoch and start_batch == 0 and self._switch_at is not None:
+            self._open_switch_window(epoch)
         for i, (x, y) in enumerate(self.train_loader, start=start_batch):
             loss = self.train_step(x, y, sums)
             bar.update(1)
             step = epoch * self.steps_per_epoch + i + 1
             if cfg.log_every and step % cfg.log_every == 0:
                 self._log_step(epoch, step, loss)
+            if self._w_switch is not None:
+                self._log_switch_step(epoch, step, loss)
             if (i + 1) % CHECK_EVERY == 0 or i + 1 == self.steps_per_epoch:
                 mean = sums.mean_loss()
                 if not math.isfinite(mean):
@@ -305,12 +321,7 @@ class Trainer:
         """Top-k Hessian eigenvalues (and trace) on the fixed training subset."""
         cfg = self.config
         if self._hessian_batches is None:
-            d = self.data
-            n = min(cfg.sharpness_subset, len(d.train_labels))
-            x = to_tensor(d.train_images, mean=d.mean, std=d.std)
-            self._hessian_batches = fixed_subset(
-                (x, torch.as_tensor(d.train_labels)), n=n, seed=cfg.seed,
-                batch_size=cfg.batch_size, device=self.device)
+            self._hessian_batches = sharpness_batches(cfg, self.data, self.device)
         return measure_sharpness(self.model, self._hessian_batches, cfg)
 
     def _log_step(self, epoch: int, step: int, loss: torch.Tensor) -> None:
@@ -322,6 +333,44 @@ class Trainer:
             self.rundir.append(record)
         for cb in self.callbacks:
             cb.on_step(self, record)
+
+    # -- the switch window --------------------------------------------------------------------
+    def _open_switch_window(self, epoch: int) -> None:
+        """At the switch, before the first step of ``config.method``: keep ``w_switch``, and
+        write the window's step 0 (distance 0; λ_max at ``w_switch`` when measured)."""
+        self._w_switch = [p.detach().clone() for p in self.model.parameters()]
+        record = {"kind": "switch_step", "epoch": epoch, "step": self._switch_at, "k": 0,
+                  "distance": 0.0, "lr": self.optimizer.param_groups[0]["lr"]}
+        self._write_switch_record(record)
+
+    def _log_switch_step(self, epoch: int, step: int, loss: torch.Tensor) -> None:
+        """The record of the ``k``-th step after the switch: the step's mini-batch loss at
+        the weights it started from and the optimizer's statistics (as a step record),
+        and ``distance = ‖w − w_switch‖`` after it, one norm over all parameters."""
+        k = step - self._switch_at
+        params = [p.detach() for p in self.model.parameters()]
+        distance = global_norm(torch._foreach_sub(params, self._w_switch))
+        stats = {name: v for name, v in self.optimizer.last_stats.items() if name != "rho"}
+        # One host sync for the whole record: what writing a record per step costs anyway.
+        values = torch.stack([v.detach().to(self.device, torch.float64)
+                              for v in (loss, distance, *stats.values())]).tolist()
+        record = {"kind": "switch_step", "epoch": epoch, "step": step, "k": k,
+                  "loss": values[0], "distance": values[1], "lr": self._lr_used,
+                  **dict(zip(stats, values[2:]))}
+        if k == self.config.switch_log_steps:
+            self._w_switch = None  # the window is closed: nothing left to measure from
+        self._write_switch_record(record)
+
+    def _write_switch_record(self, record: dict[str, Any]) -> None:
+        every = self.config.switch_log_sharpness_every
+        if every and record["k"] % every == 0:
+            t = time.perf_counter()
+            record.update(self.measure_sharpness())
+            record["sharpness_time"] = time.perf_counter() - t
+        if self.is_main:  # before the checkpoint that claims it, as every record
+            self.rundir.append(record)
+        for cb in self.callbacks:
+            cb.on_switch_step(self, record)
 
     def _diverged_message(self, epoch: int) -> str:
         saved = self._epochs_saved()
@@ -351,6 +400,11 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "config": self.config.to_dict(),
+            # The switch window's origin, while the window is open and the run goes on.
+            "w_switch": ({name: w for (name, _), w in zip(self.model.named_parameters(),
+                                                          self._w_switch)}
+                         if self._w_switch is not None and epoch < self.config.epochs
+                         else None),
         })
 
     def _load(self) -> None:
@@ -370,10 +424,14 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
         self.start_epoch, self.start_batch = int(state["epoch"]), int(state["batch"])
         self._resume_sums = state["sums"]
+        if state.get("w_switch") is not None:
+            w = state["w_switch"]
+            self._w_switch = [w[name].to(self.device) for name, _ in self.model.named_parameters()]
         if self.is_main:  # records past the checkpoint belong to a timeline that is gone
             done = self.start_epoch * self.steps_per_epoch + self.start_batch
             rd.keep_records(lambda r: r.get("epoch", -1) < self.start_epoch
-                            or (r.get("kind") == "step" and r.get("step", 0) <= done))
+                            or (r.get("kind") == "step" and r.get("step", 0) <= done)
+                            or (r.get("kind") == "switch_step" and _claimed(r, done)))
 
     # -- stopping -----------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -384,6 +442,12 @@ class Trainer:
     def stop_signal(self) -> str | None:
         """``"SIGINT"`` or ``"SIGTERM"`` once a signal asked the run to stop."""
         return self._stop.signal
+
+
+def _claimed(record: dict[str, Any], done: int) -> bool:
+    """Whether a checkpoint ``done`` steps in claims a switch window's record: those of
+    the steps it holds, and step 0, written at the switch, once a step followed it."""
+    return record["step"] < done or (record["step"] == done and record["k"] > 0)
 
 
 def _config_diff(saved: TrainConfig, now: TrainConfig) -> dict[str, tuple[Any, Any]]:

@@ -54,3 +54,18 @@ def test_from_the_switch_on_the_steps_are_sam_not_sgd(runs):
     late, sgd = runs["late"][1], runs["sgd"][1]
     assert late[SWITCH].keys() == sgd[SWITCH].keys()
     assert not any(torch.equal(late[SWITCH][k], sgd[SWITCH][k]) for k in late[SWITCH])
+
+
+@pytest.mark.parametrize("fields, active", [
+    (dict(switch_epoch=1, end_epoch=2), [False, True, False]),
+    (dict(end_epoch=1), [True, False, False]),
+], ids=["sgd, sam, sgd", "sam from the start, then sgd"])
+def test_with_end_epoch_the_epochs_from_it_on_are_plain_sgd_again(tmp_path, fields, active):
+    config = digits_config(tmp_path, "back", epochs=EPOCHS, n_train=640, method="sam",
+                           **fields)
+    trainer = Trainer(config, progress=False)
+    assert trainer.optimizer.end_epoch == fields["end_epoch"]
+    trainer.fit()
+    records = read_jsonl(config.run_dir / "metrics.jsonl")
+    assert [r["sam_active"] for r in records] == active
+    assert [("gamma_mean" in r) for r in records] == active

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from train_tools import digits_config
 
 from samlab.data import to_tensor
