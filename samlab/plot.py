@@ -267,6 +267,8 @@ def run_label(config) -> str:
     method = method_label(config.method)
     if config.switch_epoch is not None:
         method = f"{method_label('sgd')}→{method}@{config.switch_epoch}"
+    if getattr(config, "end_epoch", None) is not None:  # the switch back
+        method = f"{method}→{method_label('sgd')}@{config.end_epoch}"
     rho = f", ρ={config.rho:g}" if get_method(config.method).has_ascent else ""
     return f"{config.name} ({method}{rho})"
 

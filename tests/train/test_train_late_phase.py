@@ -69,3 +69,12 @@ def test_with_end_epoch_the_epochs_from_it_on_are_plain_sgd_again(tmp_path, fiel
     records = read_jsonl(config.run_dir / "metrics.jsonl")
     assert [r["sam_active"] for r in records] == active
     assert [("gamma_mean" in r) for r in records] == active
+
+
+def test_a_runs_label_names_its_switches(tmp_path):
+    from samlab.plot import run_label
+
+    late = digits_config(tmp_path, name="late", switch_epoch=2, epochs=4)
+    both = digits_config(tmp_path, name="both", switch_epoch=1, end_epoch=3, epochs=4)
+    assert run_label(late) == "late (SGD→SAM@2, ρ=0.05)"
+    assert run_label(both) == "both (SGD→SAM@1→SGD@3, ρ=0.05)"
