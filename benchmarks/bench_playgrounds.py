@@ -34,7 +34,8 @@ from .lab import (
     wait_for_widgets,
 )
 
-NOTEBOOKS = ("01_sam_on_a_saddle", "02_why_sam_normalizes", "03_stable_sam")
+NOTEBOOKS = ("01_sam_on_a_saddle", "02_why_sam_normalizes", "03_stable_sam",
+             "04_sam_late_in_training")
 PRESSES = 15
 MEDIAN_GOAL_MS, SETTLE_GOAL_MS = 100, 300
 

@@ -42,6 +42,7 @@ NOTEBOOK_NEEDS: dict[str, dict[str, bool]] = {
     "01_sam_on_a_saddle": {"cuda": False, "cifar10": False},
     "02_why_sam_normalizes": {"cuda": False, "cifar10": False},
     "03_stable_sam": {"cuda": False, "cifar10": False},
+    "04_sam_late_in_training": {"cuda": False, "cifar10": False},
 }
 
 

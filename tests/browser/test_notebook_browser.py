@@ -44,8 +44,9 @@ from benchmarks.lab import (
 )
 
 # Every notebook with a playground, and how many plotly figures it must render at least
-# (01: the phase diagram and the playground; 02: the same; 03: the playground).
-NOTEBOOKS = {"01_sam_on_a_saddle": 2, "02_why_sam_normalizes": 2, "03_stable_sam": 1}
+# (01: the phase diagram and the playground; 02: the same; 03 and 04: the playground).
+NOTEBOOKS = {"01_sam_on_a_saddle": 2, "02_why_sam_normalizes": 2, "03_stable_sam": 1,
+             "04_sam_late_in_training": 1}
 
 
 class Diagnostics:
