@@ -244,38 +244,29 @@ arms = {"SAM throughout": dict(switch_epoch=None), "switch at E/2": dict(switch_
 arm_runs = {name: sweep(dataclasses.replace(base, name=f"04_arm{i}", **change), {"seed": seeds})
             for i, (name, change) in enumerate(arms.items())}
 
-
-def passes(run):
-    """Forward-backward passes of a run: one per SGD step, two per SAM step."""
-    epochs = [r for r in run.records if r["kind"] == "epoch"]
-    per_epoch = epochs[0]["step"]
-    return sum(per_epoch * (2 if r["sam_active"] else 1) for r in epochs)
-
-
-def mean_std(values):
-    return float(np.mean(values)), float(np.std(values))
-
-
-summary = {}
-for name, runs in arm_runs.items():
-    summary[name] = dict(acc=mean_std([r.final("test_acc") for r in runs]),
-                         lam=mean_std([r.final("lambda_max") for r in runs]),
-                         passes=passes(runs[0]),
-                         seconds=mean_std([sum(e["train_time"] for e in r.records
-                                               if e["kind"] == "epoch") for r in runs]))
-sgd_passes = summary["never (SGD)"]["passes"]
+# %%
+# Per arm, mean ± std over seeds (plot.sweep_stats groups runs by config fields), and the
+# cost: forward-backward passes (RunResult.passes) and seconds of training.
+all_runs = [r for runs in arm_runs.values() for r in runs]
+acc, lam = (plot.sweep_stats(all_runs, m, ("method", "switch_epoch"))
+            for m in ("test_acc", "lambda_max"))
+key = {name: (runs[0].config.method, runs[0].config.switch_epoch)
+       for name, runs in arm_runs.items()}
+cost = {name: runs[0].passes / arm_runs["never (SGD)"][0].passes
+        for name, runs in arm_runs.items()}
 print(f"E = {E} epochs, {len(seeds)} seed(s), mean ± std")
 print(f"{'arm':>15} {'test acc':>15} {'λ_max':>15} {'passes (x SGD)':>15} {'train time':>12}")
-for name, s in summary.items():
-    print(f"{name:>15} {s['acc'][0]:8.3f} ± {s['acc'][1]:.3f} {s['lam'][0]:8.2f} ± "
-          f"{s['lam'][1]:5.2f} {s['passes'] / sgd_passes:15.3f} {s['seconds'][0]:10.2f} s")
+for name, runs in arm_runs.items():
+    (a, da, _), (lm, dl, _) = acc[key[name]], lam[key[name]]
+    print(f"{name:>15} {a:8.3f} ± {da:.3f} {lm:8.2f} ± {dl:5.2f} {cost[name]:15.3f} "
+          f"{np.mean([r.train_time for r in runs]):10.2f} s")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-for name, s in summary.items():
-    cost = s["passes"] / sgd_passes
-    for ax, key in zip(axes, ("acc", "lam")):
-        ax.errorbar(cost, s[key][0], yerr=s[key][1], fmt="o", capsize=4, label=name)
+for name in arm_runs:
+    for ax, stats in zip(axes, (acc, lam)):
+        mean, std, _ = stats[key[name]]
+        ax.errorbar(cost[name], mean, yerr=std, fmt="o", capsize=4, label=name)
 axes[0].set(xlabel="cost: forward-backward passes / SGD's", ylabel="test accuracy")
 axes[1].set(xlabel="cost: forward-backward passes / SGD's", ylabel="λ_max (eval mode)")
 plot.outside_legend(axes[1])
@@ -293,7 +284,7 @@ arms_figure = fig
 #   epochs a late switch leaves; the toy's second phase, slow drift, is the reason.
 # - **Accuracy: flatter is not better here.** Every arm's test accuracy lies between 0.95
 #   and 0.96; SAM throughout ties SGD, and the late arms end slightly *below* it (by about
-#   half a point, twice the seeds' spread). On a problem this small, flatness buys no
+#   half a point, one to two standard deviations of the seeds). On a problem this small, flatness buys no
 #   accuracy, so the paper's accuracy claim is not reproduced here.
 # - **Cost.** In forward-backward passes late SAM costs what the table says (1.125× SGD at
 #   `7E/8`). In wall time a SAM step on this tiny network costs less than two SGD steps,
@@ -403,9 +394,9 @@ valley_figure = fig
 reset_runs = sweep(dataclasses.replace(base, name="04_arm_reset", switch_epoch=3 * E // 4,
                                        reset_on_switch=True), {"seed": seeds})
 for name, runs in (("momentum carried", arm_runs["at 3E/4"]), ("momentum reset", reset_runs)):
-    acc = mean_std([r.final("test_acc") for r in runs])
-    lam = mean_std([r.final("lambda_max") for r in runs])
-    print(f"{name:>16}: test acc {acc[0]:.4f} ± {acc[1]:.4f}, λ_max {lam[0]:.3f} ± {lam[1]:.3f}")
+    (a, da, _), = plot.sweep_stats(runs, "test_acc", ()).values()
+    (lm, dl, _), = plot.sweep_stats(runs, "lambda_max", ()).values()
+    print(f"{name:>16}: test acc {a:.4f} ± {da:.4f}, λ_max {lm:.3f} ± {dl:.3f}")
 
 # %% [markdown]
 # No difference worth the name here (full mode: `λ_max` 1.682 against 1.679, the same test

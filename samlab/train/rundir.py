@@ -76,6 +76,19 @@ class RunResult:
         value = self.last.get(key) if self.status != "diverged" else None
         return float(value) if value is not None else math.nan
 
+    @property
+    def passes(self) -> int:
+        """Forward-backward passes of its epochs: one per plain step, two per SAM step (the
+        cost of a late switch, in the unit that does not depend on the machine)."""
+        epochs = [r for r in self.records if r.get("kind") == "epoch"]
+        return sum((r["step"] // (r["epoch"] + 1)) * (2 if r["sam_active"] else 1)
+                   for r in epochs)
+
+    @property
+    def train_time(self) -> float:
+        """Seconds spent training over its epoch records (evaluation and λ_max left out)."""
+        return float(sum(r["train_time"] for r in self.records if r.get("kind") == "epoch"))
+
 
 class RunInUse(RuntimeError):
     """Another process holds the run directory's lock."""

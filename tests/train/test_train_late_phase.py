@@ -78,3 +78,16 @@ def test_a_runs_label_names_its_switches(tmp_path):
     both = digits_config(tmp_path, name="both", switch_epoch=1, end_epoch=3, epochs=4)
     assert run_label(late) == "late (SGD→SAM@2, ρ=0.05)"
     assert run_label(both) == "both (SGD→SAM@1→SGD@3, ρ=0.05)"
+
+
+def test_a_runs_cost_counts_two_passes_per_sam_step_and_one_per_sgd_step(tmp_path):
+    from train_tools import steps_per_epoch
+
+    config = digits_config(tmp_path, switch_epoch=1, epochs=3)
+    result = Trainer(config, progress=False, report=False).fit()
+    assert result.passes == steps_per_epoch(config) * (1 + 2 + 2)
+    sgd = Trainer(digits_config(tmp_path, name="sgd", method="sgd", epochs=3), progress=False,
+                  report=False).fit()
+    assert sgd.passes == steps_per_epoch(config) * 3
+    assert 0 < sgd.train_time == sum(r["train_time"] for r in sgd.records
+                                     if r["kind"] == "epoch")
