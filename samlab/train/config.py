@@ -69,6 +69,7 @@ class TrainConfig:
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     precision: str = "auto"             # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     channels_last: bool | None = None   # None: on for CUDA
+    compile: bool = False               # torch.compile the forward-backward of training steps
     augment: bool | None = None         # crop (pad 4) + flip; None: on for 32x32 images only
     sharpness_every: int = 0            # epochs between λ_max measurements (0: never)
     sharpness_subset: int = 5000        # fixed, seeded training examples for the Hessian
@@ -113,6 +114,7 @@ class TrainConfig:
         self.nesterov = v.flag("nesterov", self.nesterov)
         self.reset_on_switch = v.flag("reset_on_switch", self.reset_on_switch)
         self.channels_last = v.flag("channels_last", self.channels_last, none=True)
+        self.compile = v.flag("compile", self.compile)
         self.augment = v.flag("augment", self.augment, none=True)
         self.epochs = v.integer("epochs", self.epochs, low=1)
         self.batch_size = v.integer("batch_size", self.batch_size, low=1)
@@ -253,6 +255,8 @@ HELP: dict[str, str] = {
     "device": "auto, cpu, cuda or cuda:N",
     "precision": "auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16 autocast",
     "channels_last": "channels_last memory format (default: on for CUDA)",
+    "compile": "torch.compile the training forward pass (compiles once per run, a minute "
+               "or so; pays off on a GPU over many epochs)",
     "augment": "random crop (padding 4) and flip (default: on for 32x32 images)",
     "sharpness_every": "epochs between λ_max measurements (0: never; the last epoch too)",
     "sharpness_subset": "training images of the fixed Hessian subset",

@@ -112,6 +112,9 @@ class Trainer:
         if self.world_size > 1:
             self.net = nn.parallel.DistributedDataParallel(self.model)
         self.optimizer = build_optimizer(config, self.net)
+        # What a training step calls: the same module, compiled if asked. The optimizer,
+        # evaluation, sharpness and checkpoints keep the eager module (same parameters).
+        self.step_net = torch.compile(self.net) if config.compile else self.net
         self.train_loader = self._loader("train", train=True)
         self.steps_per_epoch = len(self.train_loader)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -264,7 +267,7 @@ class Trainer:
         No host synchronization: the loss, the accuracy and the optimizer's statistics
         stay on the device until the trainer looks at them.
         """
-        cfg, net, opt = self.config, self.net, self.optimizer
+        cfg, net, opt = self.config, self.step_net, self.optimizer
         x, y = self.placement.shard(x), self.placement.shard(y)
         outputs: list[torch.Tensor] = []
 
