@@ -185,6 +185,31 @@ def _trainer_from_args(args: argparse.Namespace):
     return Trainer(config, progress=not args.no_progress)
 
 
+def train_command(config, *, nproc: int | None = None) -> str:
+    """The ``samlab train`` command line that trains ``config`` (the fields that differ
+    from the defaults, as flags); with ``nproc``, under ``torchrun`` on that many GPUs."""
+    import dataclasses
+    import shlex
+
+    from samlab.train import TrainConfig
+
+    default = TrainConfig()
+    words = ["samlab", "train"] if nproc is None else [
+        "torchrun", f"--nproc_per_node={nproc}", "-m", "samlab", "train"]
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(config, f.name)
+        if value == getattr(default, f.name):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(value, list):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, "none" if value is None else str(value)]
+    return shlex.join(words)
+
+
 def _error(command: str, err: BaseException, status: int = 2) -> int:
     """``samlab <command>: error: <what>`` on stderr; the traceback with SAMLAB_DEBUG=1."""
     if os.environ.get("SAMLAB_DEBUG", "").strip() not in ("", "0"):

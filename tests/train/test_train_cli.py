@@ -160,3 +160,29 @@ def test_samlab_plot_writes_a_png(tmp_path, capsys):
 def test_samlab_plot_of_a_folder_without_a_run_exits_2(tmp_path, capsys):
     assert main(["plot", str(tmp_path), "--out", str(tmp_path / "f.png")]) == 2
     assert "samlab plot:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"name": "r20-late", "method": "sam", "rho": 0.05, "switch_epoch": 175, "seed": 2},
+    {"schedule": "step", "step_epochs": [80, 160], "nesterov": True, "augment": False,
+     "n_train": 512, "device": "cuda:1", "runs_dir": "runs/05 paper"},
+])
+def test_train_command_parses_back_to_the_same_config(changes):
+    import dataclasses
+    import shlex
+
+    from samlab.cli import build_parser, train_command
+    from samlab.train import TrainConfig
+
+    config = TrainConfig(**changes)
+    words = shlex.split(train_command(config))
+    assert words[:2] == ["samlab", "train"]
+    args = build_parser().parse_args(words[1:])
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    parsed = TrainConfig.from_dict({k: getattr(args, k) for k in names
+                                    if getattr(args, k) is not None})
+    assert parsed == config
+    torchrun = shlex.split(train_command(config, nproc=4))
+    assert torchrun[:5] == ["torchrun", "--nproc_per_node=4", "-m", "samlab", "train"]
+    assert torchrun[5:] == words[2:]
