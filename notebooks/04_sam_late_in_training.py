@@ -284,8 +284,8 @@ arms_figure = fig
 #   epochs a late switch leaves; the toy's second phase, slow drift, is the reason.
 # - **Accuracy: flatter is not better here.** Every arm's test accuracy lies between 0.95
 #   and 0.96; SAM throughout ties SGD, and the late arms end slightly *below* it (by about
-#   half a point, one to two standard deviations of the seeds). On a problem this small, flatness buys no
-#   accuracy, so the paper's accuracy claim is not reproduced here.
+#   half a point, one to two standard deviations of the seeds). On a problem this small,
+#   flatness buys no accuracy, so the paper's accuracy claim is not reproduced here.
 # - **Cost.** In forward-backward passes late SAM costs what the table says (1.125× SGD at
 #   `7E/8`). In wall time a SAM step on this tiny network costs less than two SGD steps,
 #   because fixed per-step overheads dominate; on ResNet-20 (notebook 05) the ratio is close

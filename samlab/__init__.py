@@ -5,6 +5,8 @@
 - :mod:`samlab.toy`: exact 2D landscapes and the SAM family in NumPy, vectorized.
 - :mod:`samlab.optim`: the SAM family for PyTorch, with late-phase switching.
 - :mod:`samlab.sharpness`: Hessian eigenvalues, trace and spectral density by HVPs.
+- :mod:`samlab.edges`: each method's stability edge, the sharpness it cannot exceed;
+  :mod:`samlab.landscape`: the loss along the line between two networks.
 - :mod:`samlab.models`, :mod:`samlab.data`, :mod:`samlab.train`: ResNet-20 on CIFAR-10
   (and digits) with a GPU-resident loader, a resumable trainer and ``samlab train``.
 - :mod:`samlab.widgets` (interactive) and :mod:`samlab.plot` (static) figures.

@@ -262,6 +262,68 @@ def plot_run(run_dirs, *, labels: list[str] | None = None, axes=None):
     return axes[0].figure
 
 
+def edge_series(config, records) -> dict[str, tuple[list[int], list[float]]]:
+    """Per epoch record of a run of ``config``: ``"lambda_max"``
+    where measured, ``"gd_edge"`` = (2 + 2β)/η from the rate the epoch ended with, and
+    ``"method_edge"`` (epochs where SAM was active) from the same rate and the epoch's mean
+    mini-batch ``‖g‖`` (and ``γ``) (docs/edges.md). x is the epoch count (1 after epoch 0).
+    """
+    from . import edges
+
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    out = {key: ([], []) for key in ("lambda_max", "gd_edge", "method_edge")}
+
+    def add(key, record, value):
+        out[key][0].append(record["epoch"] + 1)
+        out[key][1].append(float(value))
+
+    row = get_method(config.method)
+    for r in epochs:
+        if "lambda_max" in r:
+            add("lambda_max", r, r["lambda_max"])
+        add("gd_edge", r, edges.gd_edge(r["lr"], config.momentum))
+        if r.get("sam_active") and row.ascent != "adaptive":
+            add("method_edge", r, edges.edge(config.method, r["lr"], rho=config.rho,
+                                             grad_norm=r.get("grad_norm_mean"),
+                                             gamma=r.get("gamma_mean"),
+                                             momentum=config.momentum))
+    return out
+
+
+def sharpness_and_edges(run, ax=None):
+    """``λ_max`` per epoch of ``run`` against SGD's stability edge and its method's."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 3.8))[1]
+    config = run.config
+    series = edge_series(config, run.records)
+    beta = f"{config.momentum:g}"
+    ax.plot(*series["gd_edge"], "--", color=method_color("sgd"),
+            label=f"SGD's edge (2 + 2β)/η, β = {beta}")
+    if series["method_edge"][0]:
+        ax.plot(*series["method_edge"], ":", color=method_color(config.method), lw=2,
+                label=f"{method_label(config.method)}'s edge (mean mini-batch ‖g‖)")
+    ax.plot(*series["lambda_max"], "o-", color="k", label="λ_max")
+    ax.set(xlabel="epoch", ylabel="λ_max", yscale="log")
+    outside_legend(ax, fontsize=8)
+    return ax
+
+
+def edge_summary(run) -> str:
+    """One line: the last measured ``λ_max`` of ``run`` beside the edges of that epoch."""
+    series = edge_series(run.config, run.records)
+    if not series["lambda_max"][0]:
+        return "no λ_max measured"
+    epoch, lam = series["lambda_max"][0][-1], series["lambda_max"][1][-1]
+    gd = dict(zip(*series["gd_edge"]))[epoch]
+    text = f"λ_max {lam:.3g} after epoch {epoch - 1}; SGD's edge {gd:.3g} ({lam / gd:.2g} of it)"
+    own = dict(zip(*series["method_edge"])).get(epoch)
+    if own is not None:
+        name = method_label(run.config.method)
+        text += f"; {name}'s edge {own:.3g} ({lam / own:.2g} of it)"
+    return text
+
+
 def run_label(config) -> str:
     """``name (METHOD, ρ=…)``: how figures and dashboards name a training run."""
     method = method_label(config.method)

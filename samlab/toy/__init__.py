@@ -17,6 +17,7 @@ from .landscapes import (
     Landscape,
     SaddleQuadratic,
     SharpFlatValley,
+    TiltedValley,
 )
 from .outcomes import OUTCOMES
 from .simulate import PhaseDiagram, Trajectory, phase_diagram, run
@@ -24,5 +25,5 @@ from .simulate import PhaseDiagram, Trajectory, phase_diagram, run
 __all__ = [
     "EPS", "METHODS", "OUTCOMES", "BoundedSaddle", "ConvexQuadratic", "CriticalPoint",
     "Hyperbola", "Landscape", "Method", "PhaseDiagram", "SaddleQuadratic", "SharpFlatValley",
-    "Trajectory", "get_method", "phase_diagram", "run", "theory",
+    "TiltedValley", "Trajectory", "get_method", "phase_diagram", "run", "theory",
 ]

@@ -323,3 +323,37 @@ class SharpFlatValley(Landscape):
 
     def minimum_residual_xy(self, x, y):
         return np.abs(y) + 0.0 * x
+
+
+class TiltedValley(Landscape):
+    """``f(x, y) = ½λ·x² + c·y``: a valley along ``y`` that slopes down at a constant rate ``c``.
+
+    Hessian ``diag(λ, 0)``; the gradient ``(λx, c)`` has norm ``≈ c`` near the floor
+    ``x = 0``, so the stability edges of docs/edges.md#the-closed-form-check hold exactly
+    there: across the valley GD multiplies ``x`` by ``1 − ηλ``, USAM by ``1 − ηλ(1 + ρλ)``
+    and normalized SAM by ``1 − ηλ(1 + ρλ/‖g‖)``. No critical points; unbounded below:
+    every run slides down ``y`` by ``η·c`` per step.
+    """
+
+    name = "tilted valley"
+    unbounded_below = True
+    # A run slides down y by η·c a step (0.05 for η = 0.1, c = 0.5): this bound lets tens of
+    # thousands of such steps count as sliding, not as having left the landscape.
+    bound = 1e4
+
+    def __init__(self, lam: float = 10.0, c: float = 0.5):
+        self.lam = _positive("lam", lam)
+        self.c = _positive("c", c)
+        self.critical_points = ()
+        self.extent = ((-1.0, 1.0), (-4.0, 1.0))
+
+    def loss_xy(self, x, y):
+        return 0.5 * self.lam * x * x + self.c * y
+
+    def grad_xy(self, x, y):
+        x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
+        return self.lam * x, np.full(y.shape, self.c)
+
+    def hessian_xy(self, x, y):
+        shape = np.broadcast_shapes(np.shape(x), np.shape(y))
+        return np.full(shape, self.lam), np.zeros(shape), np.zeros(shape)

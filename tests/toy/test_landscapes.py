@@ -18,6 +18,7 @@ from samlab.toy import (
     Hyperbola,
     SaddleQuadratic,
     SharpFlatValley,
+    TiltedValley,
 )
 
 LANDSCAPES = [
@@ -34,6 +35,8 @@ LANDSCAPES = [
     SharpFlatValley(),
     SharpFlatValley(lambda_sharp=20.0, lambda_flat=0.5, width=0.4),
     SharpFlatValley(lambda_sharp=2.0, lambda_flat=5.0, width=2.0),  # a "flat" bump
+    TiltedValley(),
+    TiltedValley(lam=3.0, c=2.0),
 ]
 IDS = [repr(L) for L in LANDSCAPES]
 

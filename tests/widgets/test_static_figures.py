@@ -52,3 +52,30 @@ def test_trajectories_draw_the_valley_of_minima():
     x, y = minima[0].get_data()
     np.testing.assert_allclose(np.asarray(x) * np.asarray(y), 1.0, rtol=1e-12)
     plt.close("all")
+
+
+def test_edge_series_puts_each_epochs_edges_beside_its_lambda_max():
+    import math
+
+    from samlab.train import TrainConfig
+
+    config = TrainConfig(method="sam", rho=0.05, momentum=0.9, switch_epoch=1, epochs=3)
+    records = [
+        {"kind": "epoch", "epoch": 0, "lr": 0.1, "sam_active": False, "grad_norm_mean": 2.0,
+         "lambda_max": 30.0},
+        {"kind": "step", "epoch": 1, "lr": 0.05},
+        {"kind": "epoch", "epoch": 1, "lr": 0.05, "sam_active": True, "grad_norm_mean": 0.5},
+        {"kind": "epoch", "epoch": 2, "lr": 0.01, "sam_active": True, "grad_norm_mean": 0.2,
+         "lambda_max": 12.0},
+    ]
+    series = plot.edge_series(config, records)
+    assert series["lambda_max"] == ([1, 3], [30.0, 12.0])
+    assert series["gd_edge"][0] == [1, 2, 3]
+    for lr, edge in zip((0.1, 0.05, 0.01), series["gd_edge"][1]):
+        assert edge == pytest.approx((2 + 2 * 0.9) / lr)
+    # SAM's edge only where SAM ran: the root of η(λ + ρλ²/‖g‖) = 2 + 2β.
+    assert series["method_edge"][0] == [2, 3]
+    for (lr, g), lam in zip(((0.05, 0.5), (0.01, 0.2)), series["method_edge"][1]):
+        assert lr * (lam + 0.05 * lam**2 / g) == pytest.approx(3.8)
+        assert lam < (2 + 2 * 0.9) / lr
+    assert not math.isnan(series["method_edge"][1][0])
