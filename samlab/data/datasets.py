@@ -94,6 +94,7 @@ def load_dataset(
     *,
     n_train: int | None = None,
     n_val: int | None = None,
+    n_test: int | None = None,
     split_seed: int = 0,
     path: str | Path | None = None,
     download: bool = False,
@@ -112,8 +113,8 @@ def load_dataset(
 
     Validation is a stratified split of the training set with ``split_seed``
     (:func:`split_train_val`; ``n_val`` defaults to 5,000, 180 for digits; 0 keeps all for
-    training). ``n_train`` keeps a seeded stratified subset of the training split, for
-    quick runs. Mean/std: CIFAR-10's published training statistics for both CIFAR
+    training). ``n_train`` keeps a seeded stratified subset of the training split, and
+    ``n_test`` one of the test set (seed 0: the same images for every run), for quick runs. Mean/std: CIFAR-10's published training statistics for both CIFAR
     variants, the training split's own statistics for digits, the exact uniform values
     for random.
     """
@@ -123,11 +124,12 @@ def load_dataset(
     if download and name != "cifar10":
         raise ValueError(f"download=True is only for 'cifar10', got name={name!r}")
     n_train = validate.integer("n_train", n_train, low=1, none=True)
+    n_test = validate.integer("n_test", n_test, low=1, none=True)
     split_seed = validate.integer("split_seed", split_seed, low=0)
     validate.flag("download", download)
 
     if name == "random":
-        return _random_data(n_train, 5000 if n_val is None else n_val, split_seed)
+        return _random_data(n_train, 5000 if n_val is None else n_val, split_seed, n_test)
     if name == "digits":
         pool_images, pool_labels, test_images, test_labels, classes = _digits_arrays()
         label, n_val = DIGITS_LABEL, 180 if n_val is None else n_val
@@ -156,6 +158,12 @@ def load_dataset(
             )
         _, keep = split_train_val(pool_labels[train_idx], n_val=n_train, seed=split_seed)
         train_idx = train_idx[keep]
+    if n_test is not None:
+        if n_test > len(test_labels):
+            raise validate.fail("n_test", f"at most the {len(test_labels)} test images",
+                                n_test)
+        _, keep = split_train_val(test_labels, n_val=n_test, seed=0)
+        test_images, test_labels = test_images[keep], test_labels[keep]
     train_images = pool_images[train_idx]
     if name == "digits":
         pixels = train_images.astype(np.float64) / 255
@@ -198,8 +206,10 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tu
     return images[pool], labels[pool], images[np.sort(test)], labels[np.sort(test)], classes
 
 
-def _random_data(n_train: int | None, n_val: int, seed: int) -> ImageData:
+def _random_data(n_train: int | None, n_val: int, seed: int,
+                 n_test: int | None = None) -> ImageData:
     validate.integer("n_val", n_val, low=0, high=49_999)
+    validate.integer("n_test", n_test, low=1, high=10_000, none=True)
     rng = np.random.default_rng(seed)
 
     def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -207,7 +217,7 @@ def _random_data(n_train: int | None, n_val: int, seed: int) -> ImageData:
         return images, rng.integers(0, 10, size=n).astype(np.int64)
 
     train = draw(50_000 - n_val if n_train is None else n_train)
-    val, test = draw(n_val), draw(10_000)
+    val, test = draw(n_val), draw(10_000 if n_test is None else n_test)
     # Uniform on {0, ..., 255}/255: mean 1/2, variance (256² − 1)/12 / 255².
     std = math.sqrt((256**2 - 1) / 12) / 255
     return ImageData(

@@ -17,7 +17,8 @@ from .config import TrainConfig
 def load_data(config: TrainConfig) -> ImageData:
     """``config.dataset`` with its splits (CIFAR-10 is downloaded if it is not there)."""
     return load_dataset(config.dataset, n_train=config.n_train, n_val=config.n_val,
-                        split_seed=config.seed, download=config.dataset == "cifar10")
+                        n_test=config.n_test, split_seed=config.seed,
+                        download=config.dataset == "cifar10")
 
 
 def build_model(config: TrainConfig, data: ImageData) -> nn.Module:

@@ -48,6 +48,7 @@ class TrainConfig:
     n_train: int | None = None          # a seeded subset of the training split (quick mode)
     n_val: int | None = None            # held out of the training set (None: the dataset's
                                         # default, 5,000 for CIFAR-10: 45,000 / 5,000)
+    n_test: int | None = None           # a fixed subset of the test set (quick mode)
     method: str = "sgd"
     rho: float = 0.05
     lr: float = 0.1
@@ -120,6 +121,7 @@ class TrainConfig:
         self.batch_size = v.integer("batch_size", self.batch_size, low=1)
         self.n_train = v.integer("n_train", self.n_train, low=1, none=True)
         self.n_val = v.integer("n_val", self.n_val, low=0, none=True)
+        self.n_test = v.integer("n_test", self.n_test, low=1, none=True)
         self.seed = v.integer("seed", self.seed, low=0)
         self.sharpness_every = v.integer("sharpness_every", self.sharpness_every, low=0)
         self.sharpness_subset = v.integer("sharpness_subset", self.sharpness_subset, low=1)
@@ -232,6 +234,7 @@ HELP: dict[str, str] = {
     "n_train": "train on a seeded, stratified subset of this many images (default: all)",
     "n_val": "images held out of the training set for validation (default: the "
              "dataset's, 5,000 for CIFAR-10)",
+    "n_test": "evaluate on a fixed, stratified subset of this many test images (default: all)",
     "method": "the optimizer: a row of the method table (docs/methods.md#the-table)",
     "rho": "perturbation radius ρ (on the ascent's own scale: docs/methods.md)",
     "lr": "peak learning rate η of the schedule",

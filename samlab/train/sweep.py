@@ -24,7 +24,8 @@ from .rundir import RunDir, RunResult
 #: of an existing sweep are still found.
 ADDED_FIELDS: dict[str, Any] = {"end_epoch": None, "switch_log_steps": 0,
                                 "switch_log_sharpness_every": 0,
-                                "sharpness_subset_order": "random", "compile": False}
+                                "sharpness_subset_order": "random", "compile": False,
+                                "n_test": None}
 
 
 def config_key(config: TrainConfig) -> str:

@@ -236,3 +236,20 @@ def test_a_missing_npz_is_a_clear_error(tmp_path):
         load_cifar10_jpeg(path=tmp_path / "nope.npz")
     with pytest.raises(ValueError, match="split must be one of 'train', 'test', got 'val'"):
         load_cifar10_jpeg("val")
+
+
+@pytest.mark.parametrize("name", ["digits", "random"])
+def test_n_test_keeps_the_same_stratified_test_images_for_every_run(name):
+    full = load_dataset(name)
+    a = load_dataset(name, n_test=100, split_seed=0)
+    b = load_dataset(name, n_test=100, split_seed=3)
+    assert len(a.test_labels) == len(b.test_labels) == 100
+    if name == "digits":  # a fixed test set: the same subset whatever the run's seed,
+        np.testing.assert_array_equal(a.test_images, b.test_images)
+        # each image one of the full test set, classes in proportion
+        rows = {img.tobytes() for img in full.test_images}
+        assert all(img.tobytes() in rows for img in a.test_images)
+        counts = np.bincount(a.test_labels, minlength=10)
+        assert counts.min() >= 9 and counts.max() <= 11
+    with pytest.raises(ValueError, match="n_test must be"):
+        load_dataset(name, n_test=0)
