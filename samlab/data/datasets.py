@@ -114,9 +114,9 @@ def load_dataset(
     Validation is a stratified split of the training set with ``split_seed``
     (:func:`split_train_val`; ``n_val`` defaults to 5,000, 180 for digits; 0 keeps all for
     training). ``n_train`` keeps a seeded stratified subset of the training split, and
-    ``n_test`` one of the test set (seed 0: the same images for every run), for quick runs. Mean/std: CIFAR-10's published training statistics for both CIFAR
-    variants, the training split's own statistics for digits, the exact uniform values
-    for random.
+    ``n_test`` one of the test set (seed 0: the same images for every run), for quick
+    runs. Mean/std: CIFAR-10's published training statistics for both CIFAR variants, the
+    training split's own statistics for digits, the exact uniform values for random.
     """
     validate.choice("name", name, DATASETS)
     if path is not None and name in ("digits", "random"):
