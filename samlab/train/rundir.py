@@ -31,9 +31,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from ..files import FILE_MODE, atomic_write, atomic_write_text, fsync_dir, remove_stale_temporaries
+from ..files import (
+    FILE_MODE,
+    TMP_SUFFIX,
+    atomic_write,
+    atomic_write_text,
+    fsync_dir,
+    remove_stale_temporaries,
+)
 from .config import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
@@ -133,6 +140,30 @@ class RunDir:
 
     def write_config(self, config: TrainConfig) -> None:
         atomic_write_text(self.config_file, config.to_json(), sole_writer=True)
+
+    def started(self) -> bool:
+        """Whether the run has begun writing here (its config.json is there).
+
+        False while the directory does not exist or holds only what a starting trainer
+        writes before its config (the lock, temporaries); a ValueError naming the path when
+        it is something else: a file, or a directory of other things (``runs/`` itself).
+        """
+        if not self.path.exists():
+            return False
+        if not self.path.is_dir():
+            raise ValueError(f"{self.path} is not a samlab run directory: it is a file")
+        if self.config_file.is_file():
+            return True
+        others = sorted(p.name for p in self.path.iterdir() if p.name != LOCK
+                        and not (p.name.startswith(".") and p.name.endswith(TMP_SUFFIX)))
+        if not others:
+            return False
+        runs = [name for name in others if (self.path / name / CONFIG).is_file()]
+        hint = (f"; it holds runs ({', '.join(runs[:3])}{', ...' if len(runs) > 3 else ''}): "
+                f"name one, e.g. {self.path / runs[0]}" if runs else "")
+        raise ValueError(f"{self.path} is not a samlab run directory (no {CONFIG}, and it "
+                         f"holds {', '.join(others[:3])}{', ...' if len(others) > 3 else ''})"
+                         f"{hint}")
 
     # -- records -------------------------------------------------------------------------------
     def records(self) -> list[dict[str, Any]]:
@@ -261,6 +292,59 @@ class RunLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the lock
             self._fd = None
+
+
+class RecordTail:
+    """The records appended to a ``metrics.jsonl`` since the last look, for a reader in
+    another process than the trainer's (docs/training.md#watching-a-run).
+
+    Only whole lines are taken: a line still being written is left for the next look.
+    A resume rewrites the file atomically (a new file renamed over the old one, with
+    records dropped): :meth:`read` notices that the file got shorter or is another file
+    and starts over from its first line. The file being read is held open, so that its
+    inode cannot be reused by a later rewrite and mistaken for it.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._file: BinaryIO | None = None
+        self._offset = 0  # bytes of the held file already turned into records
+
+    def read(self) -> tuple[list[dict[str, Any]], bool]:
+        """``(records, restarted)``: the records written since the last call; when
+        ``restarted``, they are every record of a new or rewritten file and replace those
+        returned before. Nothing while the file does not exist."""
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            return [], False
+        restarted = False
+        if self._file is not None:
+            held = os.fstat(self._file.fileno())
+            if ((held.st_dev, held.st_ino) != (on_disk.st_dev, on_disk.st_ino)
+                    or held.st_size < self._offset):
+                self.close()
+        if self._file is None:
+            try:
+                self._file = open(self.path, "rb")
+            except FileNotFoundError:
+                return [], False
+            self._offset, restarted = 0, True
+        self._file.seek(self._offset)
+        data = self._file.read()
+        records = []
+        for line in data[:data.rfind(b"\n") + 1].splitlines(keepends=True):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # as records(): nothing past a line that is not a record
+            self._offset += len(line)
+        return records, restarted
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def read_run(run_dir: str | Path) -> tuple[TrainConfig, list[dict[str, Any]]]:

@@ -6,11 +6,11 @@ from .playground import Playground
 
 def __getattr__(name: str):
     # The dashboard pulls in torch (through the trainer); import it only when asked for.
-    if name == "LiveDashboard":
-        from .dashboard import LiveDashboard
+    if name in ("LiveDashboard", "RunWatcher"):
+        from . import dashboard
 
-        return LiveDashboard
+        return getattr(dashboard, name)
     raise AttributeError(f"module 'samlab.widgets' has no attribute {name!r}")
 
 
-__all__ = ["LiveDashboard", "Playground", "phase_diagram_figure"]
+__all__ = ["LiveDashboard", "Playground", "RunWatcher", "phase_diagram_figure"]

@@ -1,7 +1,10 @@
-"""The live training dashboard: plotly panels updated in place by a trainer callback."""
+"""The live training dashboard: plotly panels updated in place by a trainer callback, or
+by a watcher following a run that another process trains (docs/training.md#watching-a-run)."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .. import plot
-from ..train.rundir import RunResult, read_run
+from ..train.rundir import RecordTail, RunDir, RunResult, read_run
 from ..train.trainer import Callback, Trainer
 
 
@@ -60,6 +63,14 @@ class LiveDashboard(Callback):
         dash.update(records)
         return dash
 
+    @classmethod
+    def watch(cls, run_dir: str | Path, *, every: float = 2.0,
+              until: float | None = None) -> RunWatcher:
+        """A dashboard following ``run_dir`` while another process (``samlab train`` in a
+        terminal, ``torchrun``) trains it: the records already there, then each one as it
+        is appended. See :class:`RunWatcher`."""
+        return RunWatcher(run_dir, every=every, until=until)
+
     def update(self, records: list[dict[str, Any]]) -> None:
         """Replace the panels' data with ``records`` (one ``batch_update``)."""
         self.records = list(records)
@@ -93,10 +104,135 @@ class LiveDashboard(Callback):
         self.update([*self.records, record])
 
     def on_train_end(self, trainer: Trainer, result: RunResult) -> None:
-        if result.status != "completed":
-            self.figure.layout.title.text = f"{self._title}  ·  {result.status}"
+        self.mark(result.status)
+
+    def mark(self, status: str) -> None:
+        """Say in the title how the run ended, unless it simply completed."""
+        if status != "completed":
+            self.figure.layout.title.text = f"{self._title}  ·  {status}"
 
     def _ipython_display_(self):
         from IPython.display import display
 
         display(self.figure)
+
+
+#: The watchers' running tasks.
+_FOLLOWING: set[asyncio.Task] = set()
+
+
+class RunWatcher:
+    """A :class:`LiveDashboard` following ``runs/<name>/`` while another process writes it.
+
+    In a notebook (a kernel with a running event loop) it polls in the background, as an
+    asyncio task, and the kernel stays free::
+
+        watcher = LiveDashboard.watch("runs/X")
+        watcher                   # the panels, redrawn as records arrive
+        watcher.stop()            # or let it stop by itself
+
+    Every ``every`` seconds it reads what was appended to metrics.jsonl since the last
+    look (whole lines only) and redraws the figure in place; a rewritten file (a resume
+    drops the records past its checkpoint) is read again from the start. It stops by
+    itself when the run is finished (its last epoch's record, or a ``diverged`` record)
+    or ``until`` seconds after it started. A run directory that does not exist yet is
+    waited for. Outside a running event loop (a script, a test) there is no task: call
+    :meth:`poll` to look once.
+    """
+
+    def __init__(self, run_dir: str | Path, *, every: float = 2.0,
+                 until: float | None = None):
+        if not (isinstance(every, (int, float)) and math.isfinite(every) and every > 0):
+            raise ValueError(f"every must be a number of seconds > 0, got {every!r}")
+        if until is not None and not (isinstance(until, (int, float)) and math.isfinite(until)
+                                      and until > 0):
+            raise ValueError(f"until must be a number of seconds > 0 or None, got {until!r}")
+        self.rundir = RunDir(run_dir)
+        self.every, self.until = float(every), until
+        self.dashboard = LiveDashboard(title=f"{self.rundir.path}: waiting for the run")
+        self.epochs: int | None = None  # the run's config.epochs, once its config is there
+        self._tail = RecordTail(self.rundir.metrics_file)
+        self.poll()  # what is there already; a path that is not a run directory fails here
+        self.task: asyncio.Task[str] | None = None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.task = loop.create_task(self._follow())
+        _FOLLOWING.add(self.task)  # the loop holds tasks weakly; a notebook may drop the watcher
+        self.task.add_done_callback(_FOLLOWING.discard)
+
+    @property
+    def figure(self):
+        return self.dashboard.figure
+
+    @property
+    def status(self) -> str:
+        """``waiting`` (no config.json yet), ``running``, ``completed`` or ``diverged``:
+        the run as its records tell it."""
+        if self.epochs is None:
+            return "waiting"
+        records = self.dashboard.records
+        if records and records[-1].get("kind") == "diverged":
+            return "diverged"
+        epochs = [r for r in records if r.get("kind") == "epoch"]
+        if epochs and epochs[-1]["epoch"] == self.epochs - 1:
+            return "completed"
+        return "running"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "diverged")
+
+    def poll(self) -> bool:
+        """Read what was written since the last look and redraw; whether anything changed.
+
+        Nothing is read once the run is finished.
+        """
+        if self.finished or (self.epochs is None and not self.rundir.started()):
+            return False
+        records, restarted = self._tail.read()
+        if restarted or self.epochs is None:  # a new run, or the same one resumed
+            config = self.rundir.read_config()
+            self.epochs = config.epochs
+            self.dashboard.figure.layout.title.text = plot.run_label(config)
+        if not (records or restarted):
+            return False
+        self.dashboard.update(records if restarted else [*self.dashboard.records, *records])
+        if self.finished:
+            self.dashboard.mark(self.status)
+            self._tail.close()
+        return True
+
+    async def _follow(self) -> str:
+        loop = asyncio.get_running_loop()
+        deadline = None if self.until is None else loop.time() + self.until
+        try:
+            while not self.finished:
+                wait = self.every if deadline is None else min(self.every,
+                                                               deadline - loop.time())
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+                try:
+                    self.poll()
+                except Exception as err:  # a task's error is silent: say it in the figure
+                    self.dashboard.figure.layout.title.text = f"{self.rundir.path}: {err}"
+                    raise
+        finally:
+            self._tail.close()
+        return self.status
+
+    def stop(self) -> None:
+        """Stop following (the figure keeps what it shows)."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        self._tail.close()
+
+    def __repr__(self) -> str:
+        following = self.task is not None and not self.task.done()
+        return (f"RunWatcher({str(self.rundir.path)!r}, {self.status}, "
+                f"{len(self.dashboard.records)} records{', following' if following else ''})")
+
+    def _ipython_display_(self):
+        self.dashboard._ipython_display_()
