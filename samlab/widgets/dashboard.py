@@ -26,14 +26,17 @@ class LiveDashboard(Callback):
         Trainer(config, callbacks=[dash]).fit()
 
     Epoch records fill the panels; with ``config.log_every`` > 0, step records add
-    the per-step training loss and γ_t, every ``log_every`` steps. The static twin is
-    :func:`samlab.plot.plot_run`.
+    the per-step training loss and γ_t, every ``log_every`` steps. The λ_max panel (log
+    scale) also draws SGD's stability edge ``(2 + 2β)/η`` and, where SAM ran, the method's
+    edge from the epoch's mean mini-batch ``‖g‖`` (docs/edges.md). The static twins are
+    :func:`samlab.plot.plot_run` and :func:`samlab.plot.sharpness_and_edges`.
     """
 
     def __init__(self, title: str = "training"):
         fig = make_subplots(rows=2, cols=2, subplot_titles=[p[0] for p in plot.RUN_PANELS],
                             horizontal_spacing=0.1, vertical_spacing=0.16)
         self._traces: dict[str, int] = {}
+        self._edge_traces: dict[str, int] = {}
         colors = {"train": "#1f77b4", "val": "#ff7f0e", "test": "#2ca02c"}
         for i, (_, ylabel, lines) in enumerate(plot.RUN_PANELS):
             row, col = divmod(i, 2)
@@ -50,16 +53,26 @@ class LiveDashboard(Callback):
             fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name="per step",
                                      line=dict(color="#9ecae1", width=1), opacity=0.8,
                                      showlegend=key == "step_loss"), *panel)
+        # The λ_max panel's stability edges (docs/edges.md), once the run's config is known.
+        for key, name, style in (("gd_edge", "SGD's edge (2+2β)/η", "dash"),
+                                 ("method_edge", "the method's edge", "dot")):
+            self._edge_traces[key] = len(fig.data)
+            fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name=name, showlegend=False,
+                                     line=dict(color="#555555", dash=style, width=1.5)), 2, 1)
+        fig.update_yaxes(type="log", row=2, col=1)
         fig.update_layout(height=560, width=900, template="plotly_white", title=title,
                           margin=dict(l=50, r=20, t=70, b=40))
         self.figure = go.FigureWidget(fig)
         self.records: list[dict[str, Any]] = []
+        #: The run's config, once known: the edges need its ρ, momentum and method.
+        self.config = None
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> LiveDashboard:
         """A dashboard showing a run's metrics.jsonl as it stands."""
         config, records = read_run(run_dir)
         dash = cls(title=plot.run_label(config))
+        dash.config = config
         dash.update(records)
         return dash
 
@@ -80,6 +93,15 @@ class LiveDashboard(Callback):
                 xs, ys = series.get(key, ([], []))
                 trace = self.figure.data[index]
                 trace.x, trace.y = xs, ys
+            if self.config is not None:
+                edges = plot.edge_series(self.config, self.records)
+                for key, index in self._edge_traces.items():
+                    trace = self.figure.data[index]
+                    trace.x, trace.y = edges[key]
+                    trace.showlegend = bool(edges[key][0])
+                    if key == "method_edge":
+                        trace.name = f"{plot.method_label(self.config.method)}'s edge (‖g‖: " \
+                                     "mean mini-batch)"
             if self.records and self.records[-1].get("dataset"):
                 self.figure.layout.title.text = (
                     f"{self._title}  ·  data: {self.records[-1]['dataset']}")
@@ -91,6 +113,7 @@ class LiveDashboard(Callback):
     # -- the callback -------------------------------------------------------------------------
     def on_train_begin(self, trainer: Trainer) -> None:
         self.figure.layout.title.text = plot.run_label(trainer.config)
+        self.config = trainer.config
         try:  # a resumed run: show what it had done
             _, records = read_run(trainer.run_dir)
         except FileNotFoundError:
@@ -195,6 +218,7 @@ class RunWatcher:
         if restarted or self.epochs is None:  # a new run, or the same one resumed
             config = self.rundir.read_config()
             self.epochs = config.epochs
+            self.dashboard.config = config
             self.dashboard.figure.layout.title.text = plot.run_label(config)
         if not (records or restarted):
             return False

@@ -147,3 +147,21 @@ def test_plot_run_draws_four_panels_with_each_runs_recorded_values(runs):
             assert not [ln for ln in ax.lines if ln.get_label().startswith(sgd.name)]
     finally:
         plt.close(fig)
+
+
+def test_the_sharpness_panel_draws_each_epochs_stability_edges(tmp_path):
+    from samlab import edges
+
+    config = digits_config(tmp_path, name="edges", switch_epoch=1, epochs=3,
+                           sharpness_every=1, sharpness_subset=200)
+    dash = LiveDashboard()
+    Trainer(config, callbacks=[dash], progress=False, report=False).fit()
+    epochs = [r for r in dash.records if r["kind"] == "epoch"]
+    gd = dash.figure.data[dash._edge_traces["gd_edge"]]
+    own = dash.figure.data[dash._edge_traces["method_edge"]]
+    assert list(gd.x) == [1, 2, 3]
+    np.testing.assert_allclose(gd.y, [(2 + 2 * config.momentum) / r["lr"] for r in epochs])
+    assert list(own.x) == [2, 3]  # SAM from epoch 1 on
+    np.testing.assert_allclose(own.y, [edges.sam_edge(r["lr"], config.rho, r["grad_norm_mean"],
+                                                      config.momentum) for r in epochs[1:]])
+    assert dash.figure.layout.yaxis3.type == "log"

@@ -57,6 +57,7 @@ def assert_shows(watcher: RunWatcher, records: list[dict]) -> None:
     """The watcher holds exactly ``records`` and draws them as a live dashboard would."""
     assert watcher.dashboard.records == records
     expected = LiveDashboard()
+    expected.config = watcher.dashboard.config  # the run's config: its stability edges
     expected.update(records)
     assert curves(watcher.figure) == curves(expected.figure)
 
