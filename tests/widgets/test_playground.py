@@ -206,3 +206,27 @@ def test_a_switch_slider_runs_gd_until_the_switch_and_colours_the_two_phases():
 
     with pytest.raises(ValueError, match="switch must be None or an integer in 0..1000, got 5000"):
         Playground(valley, switch=5000)
+
+
+def test_the_figure_drops_what_its_view_echoes_back_but_not_clicks(playground):
+    # A browser view reports plotly.js's defaults after every update, and every hover;
+    # the playground needs neither, and answering them cost the kernel and the page.
+    fig = playground.figure
+    sent = []
+    fig._send = lambda msg, buffers=None: sent.append(msg)
+    before = fig.to_dict()
+    fig.set_state({"_js2py_traceDeltas": {
+        "trace_deltas": [{"uid": t.uid, "mode": "lines", "opacity": 1} for t in fig.data],
+        "trace_edit_id": fig._last_trace_edit_id}})
+    assert fig.to_dict() == before and sent == []
+
+    catcher = fig.data[-1]
+    hovered = []
+    catcher.on_hover(lambda *args: hovered.append(args))
+    event = {"points": {"trace_indexes": [len(fig.data) - 1], "point_indexes": [0],
+                        "xs": [0.4], "ys": [0.7]}, "device_state": None, "selector": None}
+    fig.set_state({"_js2py_pointsCallback": {"event_type": "plotly_hover", **event}})
+    assert hovered == [] and sent == []
+    fig.set_state({"_js2py_pointsCallback": {"event_type": "plotly_click", **event}})
+    assert playground.x0 == (0.4, 0.7)
+    assert_figure_shows_runs(playground)
