@@ -43,6 +43,7 @@ NOTEBOOK_NEEDS: dict[str, dict[str, bool]] = {
     "02_why_sam_normalizes": {"cuda": False, "cifar10": False},
     "03_stable_sam": {"cuda": False, "cifar10": False},
     "04_sam_late_in_training": {"cuda": False, "cifar10": False},
+    "05_resnet20_cifar10_live": {"cuda": True, "cifar10": True},  # quick mode needs neither
 }
 
 

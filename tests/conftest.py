@@ -45,3 +45,24 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"development data not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def notebook_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """A data directory holding the JPEG copy of CIFAR-10 from ``../shared/data``, for
+    notebooks that use it (05 in quick mode), or None where it is absent (they then fall
+    back to random images). A folder of our own, so decode caches land there, not in
+    shared/."""
+    source = REPO_ROOT.parent / "shared" / "data" / "cifar10-jpeg.npz"
+    if not source.is_file():
+        return None
+    folder = tmp_path_factory.mktemp("samlab-data")
+    (folder / source.name).symlink_to(source)
+    return folder
+
+
+@pytest.fixture
+def notebook_env(notebook_data_dir, monkeypatch):
+    """The environment a notebook's kernel inherits: SAMLAB_DATA as above, when found."""
+    if notebook_data_dir is not None:
+        monkeypatch.setenv("SAMLAB_DATA", str(notebook_data_dir))

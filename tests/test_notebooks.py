@@ -150,7 +150,7 @@ FIGURES = REPO_ROOT / "tests" / "artifacts" / "figures"
 
 @pytest.mark.slow
 @each_notebook
-def test_notebook_runs_top_to_bottom(source: Path):
+def test_notebook_runs_top_to_bottom(source: Path, notebook_env):
     run_or_fail(source)
     # The handout figures it saved (quick mode), kept with the test artifacts for a look.
     FIGURES.mkdir(parents=True, exist_ok=True)

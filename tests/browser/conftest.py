@@ -24,9 +24,14 @@ from benchmarks.lab import ARTIFACTS, LabPage, LabServer, chromium_page, start_l
 
 
 @pytest.fixture(scope="module")
-def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    """JupyterLab on a temporary copy of notebooks/ (token auth on, SAMLAB_QUICK=1)."""
-    server = start_lab(tmp_path_factory.mktemp("jupyterlab"))
+def lab_server(tmp_path_factory: pytest.TempPathFactory,
+               notebook_data_dir) -> Iterator[LabServer]:
+    """JupyterLab on a temporary copy of notebooks/ (token auth on, SAMLAB_QUICK=1; the
+    JPEG copy of CIFAR-10 as SAMLAB_DATA where ../shared/data has it)."""
+    with pytest.MonkeyPatch.context() as env:
+        if notebook_data_dir is not None:
+            env.setenv("SAMLAB_DATA", str(notebook_data_dir))
+        server = start_lab(tmp_path_factory.mktemp("jupyterlab"))
     try:
         yield server
     finally:

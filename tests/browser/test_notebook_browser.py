@@ -200,3 +200,44 @@ def test_playground_slider_redraws_trajectories(notebook, lab_page, lab_server, 
                 except Exception:
                     pass
                 screenshot(page, artifacts_dir / f"{notebook}_failure.png")
+
+
+# The live dashboard's panels: every plotly plot in the page whose λ_max panel has points.
+DASHBOARDS_JS = """
+() => Array.from(document.querySelectorAll('.jp-OutputArea-output .js-plotly-plot'))
+  .filter(p => Array.isArray(p.data))
+  .map(p => ({title: (p.layout && p.layout.title && p.layout.title.text) || '',
+              lambda_points: p.data.filter(t => t.name === 'λ_max')
+                .reduce((n, t) => n + (t.x ? t.x.length : 0), 0),
+              edge_points: p.data.filter(t => /edge/.test(String(t.name)))
+                .reduce((n, t) => n + (t.x ? t.x.length : 0), 0)}))
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_notebook_05_trains_with_live_dashboards_that_draw_sharpness_and_edges(
+        lab_page, lab_server, artifacts_dir):
+    """Notebook 05 in quick mode: each arm's LiveDashboard renders and holds its λ_max
+    points and its stability edges once Run All has finished."""
+    page, notebook = lab_page.page, "05_resnet20_cifar10_live"
+    failed = True
+    with explained_failures(Diagnostics(lab_server, lab_page)):
+        try:
+            open_notebook(lab_page, lab_server, notebook)
+            run_all_cells(lab_page)
+            state = wait_for_all_cells(lab_page, lab_server, RUN_ALL_TIMEOUT_S)
+            assert not state["errors"], f"error outputs: {state['errors']}"
+            boards = poll(lambda: (b := page.evaluate(DASHBOARDS_JS))
+                          and sum(d["lambda_points"] > 0 for d in b) >= 3 and b,
+                          WIDGET_TIMEOUT_S)
+            shown = page.evaluate(DASHBOARDS_JS)
+            assert boards, f"three dashboards with λ_max points expected, the page shows {shown}"
+            assert all(d["edge_points"] > 0 for d in boards if d["lambda_points"]), boards
+            page.locator(".jp-OutputArea-output .js-plotly-plot").first\
+                .scroll_into_view_if_needed()
+            screenshot(page, artifacts_dir / f"{notebook}_dashboards.png")
+            failed = False
+        finally:
+            if failed:
+                screenshot(page, artifacts_dir / "failure.png")

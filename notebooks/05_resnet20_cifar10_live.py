@@ -1,0 +1,280 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · ResNet-20 on CIFAR-10, live
+#
+# **What you will learn.** The experiment of notebook 04 at the scale of the papers:
+# ResNet-20 on CIFAR-10 trained with SGD, SAM and late-phase SAM, with the loss, the
+# accuracy and the Hessian's top eigenvalue `λ_max` drawn live as training runs, and
+# `λ_max` set against each method's *stability edge*: the sharpness above which its
+# iteration cannot stay (docs/edges.md). Then the results beside the papers' numbers, and
+# the loss along the line between the SGD and late-SAM solutions.
+#
+# **Time:** about 30 minutes to read. It runs in three sizes, chosen in the next cells:
+# - **quick** (any CPU, what `make test` runs): a few hundred images, two epochs per arm,
+#   every cell once; Run All takes about 60 s on a 2-core CPU;
+# - **lab** (one GPU of the kind Colab gives): SGD, SAM and late SAM for 15 epochs on the
+#   full training set, `λ_max` every 3 epochs: about 15 minutes on a T4 by our estimate
+#   (it has not been timed on a T4; see the README for the GPU figures we have);
+# - **paper** (200 epochs, 3 seeds, several GPUs or days): the notebook prints the exact
+#   commands and plots whatever of those runs exists in `runs/`, finished or still going.
+#
+# **Contents.** 1 Size and data · 2 Training, live · 3 λ_max against the stability edge ·
+# 4 Results beside the papers · 5 The same valley · 6 The paper-size runs · 7 Figures
+
+# %%
+import sys
+
+REPOSITORY = "https://github.com/samlab-dev/samlab"  # see the README: not published yet
+if "google.colab" in sys.modules:  # on Colab: install samlab, enable widgets, look for a GPU
+    import subprocess
+
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                          f"samlab @ git+{REPOSITORY}"], capture_output=True, text=True)
+    if pip.returncode:
+        why = (pip.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise SystemExit(f"could not install samlab from {REPOSITORY}: {why}")
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
+    import torch
+
+    if not torch.cuda.is_available():
+        print("No GPU: choose Runtime → Change runtime type → T4 GPU, then run again. "
+              "Until then this notebook runs in quick mode.")
+
+# %%
+import dataclasses
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+import samlab
+from samlab import landscape, plot
+from samlab.cli import train_command
+from samlab.data import find_cifar10_jpeg
+from samlab.train import TrainConfig, load_model
+from samlab.train.metrics import sharpness_batches
+from samlab.widgets import LiveDashboard
+
+# The size: quick when SAMLAB_QUICK=1 (CI) or without a GPU; lab with one. Write
+# SIZE = "paper" (or "lab", "quick") here to choose by hand.
+SIZE = "quick" if samlab.quick_mode() or not torch.cuda.is_available() else "lab"
+print(f"samlab {samlab.__version__}; size: {SIZE}; device: "
+      f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU'}")
+
+# %% [markdown]
+# ## 1 · Size and data
+#
+# The lab and paper sizes train on **CIFAR-10** itself, which torchvision downloads into
+# `data/` the first time (170,498,071 bytes, checked against its MD5: about 15 s at
+# 100 Mbit/s, a few minutes on a slow line). Where it cannot be downloaded (no network),
+# the **JPEG-recompressed copy** of CIFAR-10 stands in if samlab finds it (`SAMLAB_DATA`,
+# docs/training.md#data): the same images re-encoded as JPEG, so every number from it
+# says so. Quick mode uses a few hundred images of that copy (500 of its test images), or
+# random images of CIFAR-10's shape when it is absent too (then the accuracies mean
+# nothing; the point is that every cell runs).
+
+# %%
+RECIPES = {  # epochs, training and test images, λ_max every k epochs and on how many, seeds
+    "quick": dict(epochs=2, n_train=512, n_test=500, sharpness_every=2, sharpness_subset=64,
+                  seeds=[0]),
+    "lab": dict(epochs=15, n_train=None, n_test=None, sharpness_every=3,
+                sharpness_subset=5000, seeds=[0]),
+    "paper": dict(epochs=200, n_train=None, n_test=None, sharpness_every=10,
+                  sharpness_subset=5000, seeds=[0, 1, 2]),
+}
+recipe = RECIPES[SIZE]
+if SIZE == "quick":
+    dataset = "cifar10-jpeg" if find_cifar10_jpeg() else "random"
+else:
+    dataset = "cifar10"  # on a machine without network, write "cifar10-jpeg" here
+base = TrainConfig(name="r20", model="resnet20", dataset=dataset, method="sgd", lr=0.1,
+                   momentum=0.9, weight_decay=5e-4, batch_size=128, schedule="cosine",
+                   epochs=recipe["epochs"], n_train=recipe["n_train"],
+                   n_val=500 if SIZE == "quick" else None, n_test=recipe["n_test"],
+                   sharpness_every=recipe["sharpness_every"],
+                   sharpness_subset=recipe["sharpness_subset"],
+                   sharpness_k=1 if SIZE == "quick" else 2, runs_dir=f"runs/05_{SIZE}")
+print(f"data: {dataset}; {recipe['epochs']} epoch(s); "
+      f"{recipe['n_train'] or 45000} training images")
+
+# %% [markdown]
+# The arms, same schedule and seed: SGD; SAM (`ρ = 0.05`, Foret et al.'s value for
+# CIFAR-10) from the first epoch; and late SAM, switched on for the last eighth of the
+# epochs (Zhou et al.'s late phase; notebook 04). Lab size: 15 epochs with a cosine
+# schedule let the learning rate decay all the way, so the arms' `λ_max` curves separate
+# as they do in a full run, while three arms still fit a Colab session; the accuracies
+# stay below the 200-epoch references.
+
+# %%
+E = base.epochs
+arms = {"SGD": dict(method="sgd"),
+        "SAM": dict(method="sam", rho=0.05),
+        "late SAM": dict(method="sam", rho=0.05, switch_epoch=E - max(1, E // 8))}
+configs = {name: dataclasses.replace(base, name=f"r20-{name.lower().replace(' ', '-')}",
+                                     **change) for name, change in arms.items()}
+for name, cfg in configs.items():
+    print(f"{name:>9}: {plot.run_label(cfg)}")
+
+# %% [markdown]
+# ## 2 · Training, live
+#
+# Each arm trains with a `LiveDashboard` attached: the panels update in place after every
+# epoch (loss, accuracy, `λ_max` with its stability edges, `γ_t`). A finished arm is read
+# back from `runs/` instead of trained again, so a second Run All costs nothing. To train
+# elsewhere (a terminal, a bigger machine) and only watch here, see section 6.
+
+# %%
+from IPython.display import display
+
+from samlab.train.sweep import sweep
+
+results = {}
+for name, cfg in configs.items():
+    dash = LiveDashboard(title=f"{name}: {plot.run_label(cfg)}")
+    display(dash)
+    (results[name],) = sweep(cfg, {"seed": recipe["seeds"][:1]}, callbacks=[dash])
+    dash.update(results[name].records)  # a run read back from runs/ draws here too
+    print(f"{name}: {results[name].status}, test accuracy {results[name].final('test_acc'):.3f}"
+          f" after {results[name].epochs_done} epoch(s), {results[name].train_time:.0f} s "
+          "of training")
+
+# %% [markdown]
+# ## 3 · λ_max against the stability edge
+#
+# Along the top Hessian eigenvector a method's step multiplies the deviation by
+# `1 − η·λ_eff`; with heavy-ball momentum `β` it is stable while `η·λ_eff < 2 + 2β`
+# (docs/edges.md). For SGD `λ_eff = λ`, so its edge is `(2 + 2β)/η`, rising as the
+# learning rate decays. For SAM `λ_eff = λ + ρλ²/‖g‖`: its edge lies below SGD's and falls
+# as the gradient norm `‖g‖` falls. The panels draw each arm's `λ_max` with the edges of
+# its own run: SGD's from the learning rate each epoch used, SAM's from the same and the
+# epoch's mean mini-batch `‖g‖` (not the full-batch gradient norm: the plot says which).
+
+# %%
+fig, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 3.8), squeeze=False)
+for ax, (name, run) in zip(axes[0], results.items()):
+    plot.sharpness_and_edges(run, ax)
+    ax.set_title(name)
+plt.tight_layout()
+plt.show()
+edges_figure = fig
+
+# %%
+for name, run in results.items():
+    print(f"{name:>9}: " + plot.edge_summary(run))
+
+# %% [markdown]
+# Read the panels with the printout (the ratio `λ_max / edge` of the last measurement): a
+# method *rides* its edge when the ratio stays just below 1, epoch after epoch; it trains
+# *below* the edge when the ratio is well under 1. For mini-batch training these lines are
+# references, not laws: the full-batch `λ_max` of SGD often settles below `(2 + 2β)/η`
+# (docs/edges.md). The quick size's numbers (two epochs on 512 images, BatchNorm statistics
+# that have barely moved) say nothing either way: read them on a lab-size run.
+#
+# ## 4 · Results beside the papers
+#
+# Final test accuracy per arm, and what it cost, next to the references: He et al. (2016)
+# report 91.25% for ResNet-20 with SGD (160 epochs of the step schedule); the SAM-family
+# papers report a fraction of a point to a point on top.
+
+# %%
+sgd_time = results["SGD"].train_time
+print(f"{'arm':>9} {'test acc':>9} {'λ_max':>8} {'passes (x SGD)':>15} {'time (x SGD)':>13}")
+for name, run in results.items():
+    print(f"{name:>9} {run.final('test_acc'):9.4f} {run.final('lambda_max'):8.2f} "
+          f"{run.passes / results['SGD'].passes:15.3f} {run.train_time / sgd_time:13.3f}")
+print(f"reference: ResNet-20 with SGD, He et al. 2016: 0.9125 (data here: "
+      f"{results['SGD'].last.get('dataset', dataset)})")
+
+# %% [markdown]
+# ## 5 · The same valley
+#
+# Notebook 04's test on ResNet-20: the training loss along the line from the SGD solution
+# to the late-SAM one, and from SGD to SAM, with BatchNorm statistics recomputed at every
+# point on the same training batches (docs/landscape.md#batchnorm).
+
+# %%
+device = "cuda" if torch.cuda.is_available() else "cpu"
+sgd_model, data = load_model(results["SGD"], device=device)
+batches = sharpness_batches(results["SGD"].config, data, device)[:8]  # ≤ 1,024 images
+alphas = np.linspace(-0.25, 1.25, 7 if SIZE == "quick" else 13)  # 0 and 1 among them
+fig, ax = plt.subplots(figsize=(7, 3.6))
+for name in ("late SAM", "SAM"):
+    other, _ = load_model(results[name], device=device, data=data)
+    line = landscape.interpolate(sgd_model, other, batches, alphas)
+    ax.plot(line.alphas, line.losses, "o-", label=f"SGD → {name}")
+    print(f"SGD → {name}: distance {landscape.distance(sgd_model, other):.2f}, "
+          f"barrier {line.barrier:.4f}")
+ax.set(xlabel="α (0: SGD, 1: the other solution)", ylabel="training loss", yscale="log")
+plot.outside_legend(ax)
+plt.show()
+valley_figure = fig
+
+# %% [markdown]
+# ## 6 · The paper-size runs
+#
+# 200 epochs and three seeds per arm are for a machine that can run for hours; there is no
+# need to keep a notebook open meanwhile. The commands, one run each (add `--device cuda:N`
+# to spread them over GPUs, or use `torchrun` for one run on several):
+
+# %%
+paper = dataclasses.replace(base, epochs=200, n_train=None, n_val=None, n_test=None,
+                            sharpness_every=10, sharpness_subset=5000, runs_dir="runs/05_paper")
+commands = []
+for name, change in arms.items():
+    change = dict(change, switch_epoch=175) if name == "late SAM" else change
+    for seed in RECIPES["paper"]["seeds"]:
+        cfg = dataclasses.replace(paper, name=f"r20-{name.lower().replace(' ', '-')}-s{seed}",
+                                  seed=seed, **change)
+        commands.append(cfg)
+        print(train_command(cfg))
+print("\non several GPUs, one run:\n" + train_command(commands[1], nproc=4))
+
+# %% [markdown]
+# Start them in a terminal. This cell plots whatever of them exists, finished or still
+# going; `LiveDashboard.watch(run_dir)` follows one as it trains, without blocking the
+# notebook.
+
+# %%
+existing = [c.run_dir for c in commands if (c.run_dir / "metrics.jsonl").is_file()]
+print(f"{len(existing)} of {len(commands)} paper-size runs found in {paper.runs_dir}")
+if existing:
+    plot.plot_run(existing)
+    plt.show()
+    watcher = LiveDashboard.watch(existing[0])
+    display(watcher)
+
+# %% [markdown]
+# ## 7 · Figures for handouts
+
+# %%
+out = Path("figures")
+out.mkdir(exist_ok=True)
+saved = [plot.save_figure(edges_figure, out / "05_sharpness_and_edges.png"),
+         plot.save_figure(valley_figure, out / "05_same_valley.png"),
+         plot.save_figure(plot.plot_run([r.run_dir for r in results.values()],
+                                        labels=list(results)), out / "05_runs.png")]
+print("saved:", saved)
+
+# %% [markdown]
+# **Take-aways.** The same three arms as notebook 04, at the papers' scale, with `λ_max`
+# set against the edge each method's own learning rate and gradient norm allow. The
+# printouts of sections 3–5 are this run's answers (accuracy, sharpness against the edge,
+# cost, one valley or two); the paper-size commands of section 6 give the numbers to set
+# beside the papers'.
