@@ -25,10 +25,11 @@
 #
 # **Time:** about 30 minutes to read. It runs in three sizes, chosen in the next cells:
 # - **quick** (any CPU, what `make test` runs): a few hundred images, two epochs per arm,
-#   every cell once; Run All takes about 60 s on a 2-core CPU;
+#   every cell once; Run All takes about 30 s on a 2-core CPU, with at most 1.6 GB of
+#   memory;
 # - **lab** (one GPU of the kind Colab gives): SGD, SAM and late SAM for 15 epochs on the
-#   full training set, `λ_max` every 3 epochs: about 15 minutes on a T4 by our estimate
-#   (it has not been timed on a T4; see the README for the GPU figures we have);
+#   full training set, `λ_max` every 3 epochs, sized for about 15 minutes on a Colab GPU
+#   (an estimate: this size has not been timed on a GPU yet);
 # - **paper** (200 epochs, 3 seeds, several GPUs or days): the notebook prints the exact
 #   commands and plots whatever of those runs exists in `runs/`, finished or still going.
 #
