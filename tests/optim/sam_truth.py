@@ -13,6 +13,7 @@ Least squares on a linear layer ``f(x) = W x + b``::
 from __future__ import annotations
 
 import copy
+import io
 
 import torch
 from torch import nn
@@ -184,3 +185,36 @@ def autograd_grad_fn(model: nn.Module, loss_of_output, *inputs):
         return list(torch.autograd.grad(loss_of_output(out), list(params.values())))
 
     return grad_fn
+
+
+def checkpoint_bytes(prob: LeastSquares, opt) -> bytes:
+    """The model and optimizer as ``torch.save`` writes them."""
+    buffer = io.BytesIO()
+    torch.save({"model": prob.model.state_dict(), "optimizer": opt.state_dict()}, buffer)
+    return buffer.getvalue()
+
+
+def assert_resume_is_exact(build, checkpoint_at: int, n: int, after_load=None) -> None:
+    """``n`` steps of ``build(params)`` on :class:`LeastSquares`, checkpointed before step
+    ``checkpoint_at``; the checkpoint loaded (``weights_only=True``) into a fresh problem
+    of another seed and a fresh optimizer (``after_load(optimizer)`` may look at it), whose
+    every later step must equal the uninterrupted run's bit for bit."""
+    prob = LeastSquares()
+    opt = build(prob.params())
+    uninterrupted = []
+    for step in range(n):
+        if step == checkpoint_at:
+            checkpoint = checkpoint_bytes(prob, opt)
+        opt.step(prob.closure_for(opt))
+        uninterrupted.append(detached(prob.params()))
+
+    resumed = LeastSquares(model_seed=99)
+    opt2 = build(resumed.params())
+    state = torch.load(io.BytesIO(checkpoint), weights_only=True)
+    resumed.model.load_state_dict(state["model"])
+    opt2.load_state_dict(state["optimizer"])
+    if after_load is not None:
+        after_load(opt2)
+    for step in range(checkpoint_at, n):
+        opt2.step(resumed.closure_for(opt2))
+        assert_tensors_equal(detached(resumed.params()), uninterrupted[step])

@@ -12,7 +12,13 @@ import io
 
 import pytest
 import torch
-from sam_truth import LeastSquares, assert_tensors_equal, detached
+from sam_truth import (
+    LeastSquares,
+    assert_resume_is_exact,
+    assert_tensors_equal,
+    checkpoint_bytes,
+    detached,
+)
 
 from samlab.optim import ASAM, SAM, SSAM
 
@@ -27,32 +33,9 @@ CONFIGS = {
 }
 
 
-def save(prob: LeastSquares, opt) -> bytes:
-    buffer = io.BytesIO()
-    torch.save({"model": prob.model.state_dict(), "optimizer": opt.state_dict()}, buffer)
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_resuming_from_a_mid_run_checkpoint_continues_bit_for_bit(name):
-    build, checkpoint_at, n = CONFIGS[name], 2, 7  # late phase: saved before the switch
-    prob = LeastSquares()
-    opt = build(prob.params())
-    uninterrupted = []
-    for step in range(n):
-        if step == checkpoint_at:
-            checkpoint = save(prob, opt)
-        opt.step(prob.closure_for(opt))
-        uninterrupted.append(detached(prob.params()))
-
-    resumed = LeastSquares(model_seed=99)
-    opt2 = build(resumed.params())
-    state = torch.load(io.BytesIO(checkpoint), weights_only=True)
-    resumed.model.load_state_dict(state["model"])
-    opt2.load_state_dict(state["optimizer"])
-    for step in range(checkpoint_at, n):
-        opt2.step(resumed.closure_for(opt2))
-        assert_tensors_equal(detached(resumed.params()), uninterrupted[step])
+    assert_resume_is_exact(CONFIGS[name], checkpoint_at=2, n=7)  # late phase: before the switch
 
 
 def test_resuming_after_the_switch_stays_in_the_sam_phase():
@@ -61,7 +44,7 @@ def test_resuming_after_the_switch_stays_in_the_sam_phase():
     for epoch in range(2):
         opt.set_epoch(epoch)
         opt.step(prob.closure_for(opt))
-    checkpoint = save(prob, opt)
+    checkpoint = checkpoint_bytes(prob, opt)
     opt.step(prob.closure_for(opt))
     expected = detached(prob.params())
 

@@ -8,11 +8,9 @@ takes when handed the SAM phase's momentum buffer (or, with ``reset_on_switch=Tr
 
 from __future__ import annotations
 
-import io
-
 import pytest
 import torch
-from sam_truth import LeastSquares, assert_tensors_equal, detached
+from sam_truth import LeastSquares, assert_resume_is_exact, assert_tensors_equal, detached
 
 from samlab.optim import SAM
 
@@ -110,12 +108,6 @@ def test_plain_steps_after_the_switch_back_record_no_ascent():
     assert torch.isnan(opt.last_stats["gamma"]) and torch.isfinite(opt.last_stats["grad_norm"])
 
 
-def save(prob: LeastSquares, opt: SAM) -> bytes:
-    buffer = io.BytesIO()
-    torch.save({"model": prob.model.state_dict(), "optimizer": opt.state_dict()}, buffer)
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize("checkpoint_at", [3, 6], ids=["in the SAM phase", "after the end"])
 def test_a_resume_across_the_switch_back_continues_bit_for_bit(checkpoint_at):
     # With reset_on_switch the momentum is cleared once at the switch back: a resumed
@@ -123,24 +115,10 @@ def test_a_resume_across_the_switch_back_continues_bit_for_bit(checkpoint_at):
     def build(params):
         return sam(params, switch_step=1, end_step=5, reset_on_switch=True)
 
-    prob = LeastSquares()
-    opt = build(prob.params())
-    uninterrupted = []
-    for step in range(9):
-        if step == checkpoint_at:
-            checkpoint = save(prob, opt)
-        opt.step(prob.closure_for(opt))
-        uninterrupted.append(detached(prob.params()))
+    def ended_as_saved(opt):
+        assert opt.state_dict()["samlab"]["ended"] is (checkpoint_at > 5)
 
-    resumed = LeastSquares(model_seed=99)
-    opt2 = build(resumed.params())
-    state = torch.load(io.BytesIO(checkpoint), weights_only=True)
-    resumed.model.load_state_dict(state["model"])
-    opt2.load_state_dict(state["optimizer"])
-    assert opt2.state_dict()["samlab"]["ended"] is (checkpoint_at > 5)
-    for step in range(checkpoint_at, 9):
-        opt2.step(resumed.closure_for(opt2))
-        assert_tensors_equal(detached(resumed.params()), uninterrupted[step])
+    assert_resume_is_exact(build, checkpoint_at, n=9, after_load=ended_as_saved)
 
 
 def test_a_checkpoint_from_before_the_switch_back_existed_loads_as_not_ended():
