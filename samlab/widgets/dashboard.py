@@ -4,14 +4,13 @@ by a watcher following a run that another process trains (docs/training.md#watch
 from __future__ import annotations
 
 import asyncio
-import math
 from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .. import plot
+from .. import plot, validate
 from ..train.rundir import RecordTail, RunDir, RunResult, read_run
 from ..train.trainer import Callback, Trainer
 
@@ -165,13 +164,9 @@ class RunWatcher:
 
     def __init__(self, run_dir: str | Path, *, every: float = 2.0,
                  until: float | None = None):
-        if not (isinstance(every, (int, float)) and math.isfinite(every) and every > 0):
-            raise ValueError(f"every must be a number of seconds > 0, got {every!r}")
-        if until is not None and not (isinstance(until, (int, float)) and math.isfinite(until)
-                                      and until > 0):
-            raise ValueError(f"until must be a number of seconds > 0 or None, got {until!r}")
+        self.every = validate.number("every", every, low=0.0, strict_low=True)  # seconds
+        self.until = validate.number("until", until, low=0.0, strict_low=True, none=True)
         self.rundir = RunDir(run_dir)
-        self.every, self.until = float(every), until
         self.dashboard = LiveDashboard(title=f"{self.rundir.path}: waiting for the run")
         self.epochs: int | None = None  # the run's config.epochs, once its config is there
         self._tail = RecordTail(self.rundir.metrics_file)

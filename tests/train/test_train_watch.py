@@ -196,7 +196,8 @@ def test_a_diverged_record_ends_the_watch(tmp_path, diverged_run):
     assert watcher.figure.layout.title.text.endswith("diverged")
 
 
-@pytest.mark.parametrize("every, until", [(0, None), (float("nan"), None), (1.0, -1.0)])
+@pytest.mark.parametrize("every, until", [(0, None), (float("nan"), None), (True, None),
+                                          (1.0, -1.0)])
 def test_every_and_until_must_be_positive_seconds(tmp_path, every, until):
     with pytest.raises(ValueError, match="every" if until is None else "until"):
         LiveDashboard.watch(tmp_path / "run", every=every, until=until)
