@@ -301,19 +301,23 @@ class SharpFlatValley(Landscape):
         p = _as_points(p)
         return self._s(p[..., 0])[0]
 
-    def _s(self, x):
-        bump = (self.lambda_sharp - self.lambda_flat) * np.exp(-0.5 * x * x / self.width**2)
+    def _s(self, x, derivatives: int = 2):
+        """``s(x)`` and its first ``derivatives`` derivatives (a step needs one, not two)."""
         w2 = self.width**2
+        bump = (self.lambda_sharp - self.lambda_flat) * np.exp(-0.5 * x * x / w2)
         s = self.lambda_flat + bump
+        if derivatives == 0:
+            return (s,)
         ds = -x / w2 * bump
-        d2s = (x * x / w2 - 1.0) / w2 * bump
-        return s, ds, d2s
+        if derivatives == 1:
+            return s, ds
+        return s, ds, (x * x / w2 - 1.0) / w2 * bump
 
     def loss_xy(self, x, y):
-        return 0.5 * self._s(x)[0] * y * y
+        return 0.5 * self._s(x, 0)[0] * y * y
 
     def grad_xy(self, x, y):
-        s, ds, _ = self._s(x)
+        s, ds = self._s(x, 1)
         return 0.5 * ds * y * y, s * y
 
     def hessian_xy(self, x, y):

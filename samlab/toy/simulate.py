@@ -222,12 +222,10 @@ def _simulate(landscape: Landscape, methods: np.ndarray, lr, rho, x0, steps: int
     exit_loss = np.full(shape, np.nan)
     bound2 = landscape.bound**2
     watch = TailWatch(landscape, shape, steps)
-    if record:
-        positions = np.empty((steps + 1, *shape, 2))
-        positions[0, ..., 0], positions[0, ..., 1] = x, y
-        losses = np.empty((steps + 1, *shape))
-        losses[0] = loss0
-        grad_norms, ascent_norms, gammas = (np.empty((steps, *shape)) for _ in range(3))
+    # Recorded per step into lists, stacked once at the end (and the losses computed then,
+    # in one call): with a playground's few runs, each indexed write into a preallocated
+    # array costs as much as a step's arithmetic.
+    xs, ys, gns, ans, gms = [x], [y], [], [], []
 
     with np.errstate(all="ignore"):
         for t in range(steps):
@@ -251,13 +249,21 @@ def _simulate(landscape: Landscape, methods: np.ndarray, lr, rho, x0, steps: int
                     y = np.where(out, np.nan, y)
             watch.observe(t, x_old, y_old, x, y)
             if record:
-                positions[t + 1, ..., 0], positions[t + 1, ..., 1] = x, y
-                losses[t + 1] = landscape.loss_xy(x, y)
-                grad_norms[t], ascent_norms[t], gammas[t] = gn, an, gamma
+                xs.append(x)
+                ys.append(y)
+                gns.append(gn)
+                ans.append(an)
+                gms.append(gamma)
         codes, at = watch.classify(exit_step, exit_loss, loss0, x, y, tol, trap_radius)
 
     rec = None
     if record:
+        positions = np.stack([np.broadcast_to(xs, (steps + 1, *shape)),
+                              np.broadcast_to(ys, (steps + 1, *shape))], axis=-1)
+        grad_norms, ascent_norms, gammas = (np.broadcast_to(v, (steps, *shape)).copy()
+                                            for v in (gns, ans, gms))
+        with np.errstate(all="ignore"):
+            losses = landscape.loss_xy(positions[..., 0], positions[..., 1])
         # The first recorded step past the bound (or non-finite) is the exit; blank what follows.
         with np.errstate(all="ignore"):
             beyond = ~(positions[..., 0] ** 2 + positions[..., 1] ** 2 <= bound2)

@@ -6,11 +6,12 @@ flicker). The figure's traces are made once, one per method; unchecked methods
 are hidden, not deleted.
 
 Where a key press on a slider goes, measured in Chromium on an otherwise idle 2-core
-machine (notebook 02, 3 methods x 1000 steps: ~85 ms from key to redraw): ~4 ms for
-the key to reach the kernel, ~30 ms for ``run``, ~5 ms to write the runs into the
-figure, ~7 ms through the server, ~30 ms in the page, most of it plotly.js redrawing
-the whole figure (any change of data redraws axes, legend and every trace). Hence few
-step markers, a coarse click grid, and a figure deaf to its view's echoes (:class:`_Figure`).
+machine (notebook 02, 3 methods x 1000 steps: ~75 ms from key to redraw): ~10 ms for
+the key to reach the kernel through the server, ~15 ms for ``run``, ~5 ms to write the
+runs into the figure, ~10 ms back through the server, ~35 ms in the page, most of it
+plotly.js redrawing the whole figure (any change of data redraws axes, legend and every
+trace). Hence few step markers, a coarse click grid, and a figure deaf to its view's
+echoes (:class:`_Figure`).
 """
 
 from __future__ import annotations
