@@ -9,7 +9,7 @@ LAB_ARGS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test bench notebooks clean distclean
+.PHONY: help lab test bench notebooks exercises clean distclean
 
 help: ## list the targets
 	@echo "make <target>   (extra arguments: LAB_ARGS='...', PYTEST_ARGS='...')"
@@ -45,6 +45,9 @@ bench: $(VENV)/.stamp-test ## run the benchmarks; results go to benchmarks/resul
 
 notebooks: $(VENV)/.stamp-test ## re-pair every notebooks/NN_name.py with its .ipynb (after editing the .py)
 	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
+
+exercises: $(VENV)/.stamp-lab ## write student copies of the notebooks into student/ (solutions replaced by stubs)
+	$(BIN)/python -m samlab.exercises.handout --out student notebooks/[0-9][0-9]_*.py
 
 clean: ## remove build artefacts, caches and test artifacts (keeps .venv)
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache tests/artifacts

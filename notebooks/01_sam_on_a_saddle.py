@@ -26,7 +26,8 @@
 #
 # **Contents.** 1 The saddle · 2 GD escapes · 3 SAM and USAM can be captured · 4 Why: the
 # linear map · 5 The threshold, derived then measured · 6 What normalization and
-# renormalization change · 7 Playground · 8 Figures for handouts
+# renormalization change · 7 Playground · 8 Figures for handouts. Exercises (checked by
+# samlab): USAM's step as a matrix and its contraction test, at the end of section 4.
 #
 # The formulas: [docs/methods.md](../docs/methods.md) (the optimizers) and
 # [docs/toy.md](../docs/toy.md) (the toy landscapes).
@@ -158,6 +159,42 @@ one_step = toy.run(saddle, "usam", lr, rho, p, steps=1).positions[1]
 print("simulated step:     ", one_step)
 print("(I − η(H + ρH²)) p: ", theory.usam_map(saddle.H, lr, rho) @ p)
 print("factor along y for ρ = 1, 3:", theory.usam_factor(-saddle.b, lr, np.array([1.0, 3.0])))
+
+# %% [markdown]
+# ### Exercises: the map in code
+# **Exercise 1.** Write USAM's step on `f = ½ pᵀHp` as the matrix `M` of `p ← M p`, for any
+# symmetric `H` (it need not be this saddle's). **Exercise 2.** From the factor along an
+# eigendirection, write whether USAM shrinks a direction of curvature `λ`, of either sign,
+# at every step (for `λ < 0`: captured). Each check runs your function on a dozen cases
+# (random, indefinite, float32, overshooting steps) against samlab's `theory` and says
+# what it found: passed, or the first case that failed with a hint.
+# (The copy in `notebooks/` holds the solution between `### BEGIN SOLUTION` and
+# `### END SOLUTION`; in the student copy, `make exercises`, the body raises
+# `NotImplementedError` and the check says "not attempted yet" until you write it.)
+
+# %%
+from samlab.exercises import check_usam_contracts, check_usam_matrix
+
+
+def usam_matrix(H, lr, rho):
+    """USAM's step on f(p) = ½ pᵀHp as the matrix M with p_new = M p (H: (n, n) array)."""
+    ### BEGIN SOLUTION
+    H = np.asarray(H)
+    return np.eye(len(H), dtype=H.dtype) - lr * (H + rho * H @ H)
+    ### END SOLUTION
+
+
+check_usam_matrix(usam_matrix)
+
+# %%
+def usam_contracts(lam, lr, rho):
+    """True if USAM shrinks a direction of curvature lam (of either sign) at every step."""
+    ### BEGIN SOLUTION
+    return abs(1 - lr * lam * (1 + rho * lam)) < 1
+    ### END SOLUTION
+
+
+check_usam_contracts(usam_contracts)
 
 # %% [markdown]
 # ## 5 · The threshold, derived then measured

@@ -28,7 +28,8 @@
 # its runs back), with at most 0.98 GB of memory. No GPU needed.
 #
 # **Contents.** 1 Stability on a convex quadratic · 2 Drift along a manifold of minima ·
-# 3 Robustness to ρ on real data · 4 Figures for handouts
+# 3 Robustness to ρ on real data · 4 Figures for handouts. Exercises (checked by samlab):
+# SAM's normalized ascent and the 2-cycle's amplitude, at the end of section 1.
 
 # %%
 import sys
@@ -136,6 +137,44 @@ for lr, rho in settings:
 # and the swing `0.6` is four times `ηρλ/2 = 0.15`.
 #
 # **Question.** Why does the swing grow without bound as `ηλ → 2`, even for tiny `ρ`?
+
+# %% [markdown]
+# ### Exercises: SAM's ascent, and its 2-cycle
+# **Exercise 1.** Write SAM's ascent `ε = ρ·g/(‖g‖ + 10⁻¹²)` for a network, where `g` is a
+# list of tensors (one per parameter tensor) and `‖g‖` is *one* norm over all of them; a
+# zero gradient must give `ε = 0`, not NaN. **Exercise 2.** Write the amplitude `x*` of
+# the 2-cycle derived above. The checks compare your functions with samlab's
+# (`samlab.optim.update.perturbation`, `theory.sam_oscillation_amplitude`) on several
+# tensors, float32 and float64, a zero gradient and large `ηλ`.
+# (The copy in `notebooks/` holds the solution between `### BEGIN SOLUTION` and
+# `### END SOLUTION`; in the student copy, `make exercises`, the body raises
+# `NotImplementedError` and the check says "not attempted yet" until you write it.)
+
+# %%
+import torch
+
+from samlab.exercises import check_sam_perturbation, check_two_cycle_amplitude
+
+
+def sam_perturbation(g, rho):
+    """SAM's ascent ε = ρ·g/(‖g‖ + 1e-12), one new tensor per tensor of the list g."""
+    ### BEGIN SOLUTION
+    grad_norm = torch.sqrt(sum((t.double() ** 2).sum() for t in g))
+    return [(rho * t / (grad_norm + 1e-12)).to(t.dtype) for t in g]
+    ### END SOLUTION
+
+
+check_sam_perturbation(sam_perturbation)
+
+# %%
+def two_cycle_amplitude(lr, rho, lam):
+    """The amplitude x* of normalized SAM's 2-cycle ±x* on f(x) = ½ λ x²."""
+    ### BEGIN SOLUTION
+    return lr * rho * lam / (2 - lr * lam)
+    ### END SOLUTION
+
+
+check_two_cycle_amplitude(two_cycle_amplitude)
 #
 # ## 2 · Drift along a manifold of minima
 #

@@ -37,7 +37,8 @@
 # ascent it used.
 #
 # **Contents.** 1 What γ is · 2 The learning-rate regime · 3 γ_t on a real network ·
-# 4 The paper's claim: a wider range of learning rates · 5 Figures for handouts
+# 4 The paper's claim: a wider range of learning rates · 5 Figures for handouts.
+# Exercises (checked by samlab): SSAM's γ and one SSAM step, at the end of section 1.
 
 # %%
 import sys
@@ -98,6 +99,49 @@ gd_len = 0.5 * np.linalg.norm(run.positions[:-1] @ quad.H.T, axis=-1)
 print(f"SSAM step length / GD step length: max deviation from 1 = "
       f"{np.max(np.abs(step_len / gd_len - 1)):.1e}")
 assert rel_err < 1e-9
+
+# %% [markdown]
+# ### Exercises: SSAM in code
+# **Exercise 1.** Write `γ` from the two gradient norms, guarded like every division by a
+# norm. **Exercise 2.** Write one whole SSAM step for a network whose weights `w` are a
+# list of tensors and `grad(w)` returns their gradients: climb to `w_asc = w + ρg`
+# (unnormalized), measure the gradient there, rescale it by `γ` (norms over all tensors
+# together) and step *from `w`*. The checks run your step against samlab's `SSAM`
+# optimizer on a small problem with several parameter tensors, in float32 and float64.
+# (The copy in `notebooks/` holds the solution between `### BEGIN SOLUTION` and
+# `### END SOLUTION`; in the student copy, `make exercises`, the body raises
+# `NotImplementedError` and the check says "not attempted yet" until you write it.)
+
+# %%
+import torch
+
+from samlab.exercises import check_ssam_gamma, check_ssam_step
+
+
+def ssam_gamma(grad_norm, ascent_grad_norm):
+    """SSAM's γ from ‖g‖ and ‖∇L(w_asc)‖, guarded like every division by a norm."""
+    ### BEGIN SOLUTION
+    return grad_norm / (ascent_grad_norm + 1e-12)
+    ### END SOLUTION
+
+
+check_ssam_gamma(ssam_gamma)
+
+# %%
+def ssam_step(w, grad, lr, rho):
+    """One SSAM step with plain SGD from the weights w (a list of tensors); new tensors."""
+    ### BEGIN SOLUTION
+    def norm(ts):
+        return torch.sqrt(sum((t ** 2).sum() for t in ts))
+
+    g = grad(w)
+    g_asc = grad([wi + rho * gi for wi, gi in zip(w, g)])
+    gamma = ssam_gamma(norm(g), norm(g_asc))
+    return [wi - lr * gamma * gi for wi, gi in zip(w, g_asc)]
+    ### END SOLUTION
+
+
+check_ssam_step(ssam_step)
 
 # %% [markdown]
 # ## 2 · The learning-rate regime

@@ -30,7 +30,8 @@
 #
 # **Contents.** 1 A valley with sharp and flat minima · 2 The switch, swept · 3 Two phases:
 # escape, then drift · 4 Late SAM on a real network · 5 Two phases on the network ·
-# 6 The same valley? · 7 Momentum across the switch · 8 Whose λ_max? · 9 Figures for handouts
+# 6 The same valley? · 7 Momentum across the switch · 8 Whose λ_max? · 9 Figures for handouts.
+# Exercises (checked by samlab): late SAM as a training loop and its cost, after section 7.
 
 # %%
 import sys
@@ -404,6 +405,55 @@ for name, runs in (("momentum carried", arm_runs["at 3E/4"]), ("momentum reset",
 # a few dozen steps, and SAM's 76 steps after the switch are enough to make the start
 # irrelevant. The option matters for reproducing the authors' numbers exactly, not for the
 # lesson.
+
+# %% [markdown]
+# ### Exercises: the switch in a training loop
+# **Exercise 1.** Write late SAM as a loop: heavy-ball SGD (torch's convention: the buffer
+# is the first step's direction, then `buf ← β·buf + d`, and `w ← w − η·buf`) whose
+# direction `d` is the plain gradient for steps `0 … switch_step − 1` and SAM's descent
+# gradient `∇L(w + ρg/‖g‖)` from step `switch_step` on, with the buffer carried across
+# the switch. **Exercise 2.** Late SAM's cost: gradient evaluations relative to SGD's
+# when SGD trains the first fraction `s` of the steps. The checks run your loop against
+# samlab's `SAM(..., switch_step=)` step by step, and your cost against a count of the
+# gradients that optimizer evaluates.
+# (The copy in `notebooks/` holds the solution between `### BEGIN SOLUTION` and
+# `### END SOLUTION`; in the student copy, `make exercises`, the body raises
+# `NotImplementedError` and the check says "not attempted yet" until you write it.)
+
+# %%
+from samlab.exercises import check_late_sam, check_late_sam_cost
+
+
+def late_sam(w, grad, *, lr, rho, momentum, steps, switch_step):
+    """Heavy-ball SGD, then SAM from step switch_step on; the weights after each step."""
+    ### BEGIN SOLUTION
+    def norm(ts):
+        return torch.sqrt(sum((t ** 2).sum() for t in ts))
+
+    buf, after = None, []
+    for k in range(steps):
+        d = grad(w)
+        if k >= switch_step:
+            scale = rho / (norm(d) + 1e-12)
+            d = grad([wi + scale * gi for wi, gi in zip(w, d)])
+        buf = d if buf is None else [momentum * b + di for b, di in zip(buf, d)]
+        w = [wi - lr * b for wi, b in zip(w, buf)]
+        after.append(w)
+    return after
+    ### END SOLUTION
+
+
+check_late_sam(late_sam)
+
+# %%
+def late_sam_cost(switch_fraction):
+    """Late SAM's gradient evaluations relative to SGD's (SGD for the first fraction)."""
+    ### BEGIN SOLUTION
+    return 1 + (1 - switch_fraction)
+    ### END SOLUTION
+
+
+check_late_sam_cost(late_sam_cost)
 
 # %% [markdown]
 # ## 8 · Whose λ_max?

@@ -34,7 +34,9 @@
 #   commands and plots whatever of those runs exists in `runs/`, finished or still going.
 #
 # **Contents.** 1 Size and data · 2 Training, live · 3 λ_max against the stability edge ·
-# 4 Results beside the papers · 5 The same valley · 6 The paper-size runs · 7 Figures
+# 4 Results beside the papers · 5 The same valley · 6 The paper-size runs · 7 Figures.
+# Exercises (checked by samlab): power iteration for λ_max and SGD's momentum edge, at the
+# end of section 3.
 
 # %%
 import sys
@@ -187,6 +189,48 @@ for name, run in results.items():
 # references, not laws: the full-batch `λ_max` of SGD often settles below `(2 + 2β)/η`
 # (docs/edges.md). The quick size's numbers (two epochs on 512 images, BatchNorm statistics
 # that have barely moved) say nothing either way: read them on a lab-size run.
+#
+# ### Exercises: λ_max and its edge
+# **Exercise 1.** Write the power iteration behind a `λ_max` measurement: from a function
+# `hvp(v)` that returns `Hv` (`samlab.sharpness` builds one from a network and a batch),
+# find the eigenvalue of largest magnitude, sign included. **Exercise 2.** Write SGD's edge
+# with heavy-ball momentum, the dashed line of the panels above. The checks run your power
+# iteration on small symmetric matrices against their exact eigenvalues (also one whose
+# top eigenvalue is negative, and one large enough to overflow without normalizing), and
+# your edge against `samlab.edges`.
+#
+# (The copy in `notebooks/` holds the solution between `### BEGIN SOLUTION` and
+# `### END SOLUTION`; in the student copy, `make exercises`, the body raises
+# `NotImplementedError` and the check says "not attempted yet" until you write it.)
+
+# %%
+from samlab.exercises import check_momentum_edge, check_power_iteration
+
+
+def power_iteration(hvp, v0, iters):
+    """The eigenvalue of largest magnitude of H, from v ↦ Hv, starting at v0 (1-D)."""
+    ### BEGIN SOLUTION
+    v = v0 / v0.norm()
+    for _ in range(iters):
+        hv = hvp(v)
+        v = hv / hv.norm()
+    return float(v @ hvp(v))
+    ### END SOLUTION
+
+
+check_power_iteration(power_iteration)
+
+# %%
+def momentum_edge(lr, momentum):
+    """The largest curvature λ that GD with heavy-ball momentum β is stable on."""
+    ### BEGIN SOLUTION
+    return (2 + 2 * momentum) / lr
+    ### END SOLUTION
+
+
+check_momentum_edge(momentum_edge)
+
+# %% [markdown]
 #
 # ## 4 · Results beside the papers
 #

@@ -17,7 +17,9 @@ import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from benchmarks.notebook_runner import execute, load
+from benchmarks.notebook_runner import execute, load, printed
+from samlab.exercises import EXERCISES
+from samlab.exercises.handout import solutions, student_version
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -113,12 +115,18 @@ INVITED_EDITS = {
 }
 
 
-def run_or_fail(source: Path, edits: dict[str, str] | None = None, tag: str = "") -> None:
-    """Execute ``source`` in quick mode (with ``edits``); a failure names the cell."""
+def run_or_fail(source: Path, edits: dict[str, str] | None = None, tag: str = "",
+                student: bool = False) -> nbformat.NotebookNode:
+    """Execute ``source`` in quick mode (with ``edits``; as the student copy of ``make
+    exercises`` with ``student``) and return it executed; a failure names the cell."""
     started: list[int] = []
     EXECUTED.mkdir(parents=True, exist_ok=True)
     executed = EXECUTED / f"{source.stem}{tag}.ipynb"
     notebook = load(source, edits)
+    if student:
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                cell.source = student_version(cell.source, shown(source))
     try:
         execute(source, quick=True, notebook=notebook, timeout=CELL_TIMEOUT_S,
                 on_cell_start=lambda cell, cell_index: started.append(cell_index))
@@ -127,6 +135,35 @@ def run_or_fail(source: Path, edits: dict[str, str] | None = None, tag: str = ""
         pytest.fail(failure_report(source, notebook, failed, error, executed), pytrace=False)
     finally:
         nbformat.write(notebook, executed)
+    return notebook
+
+
+#: A check's call in a notebook (``check_usam_matrix(usam_matrix)``) and the verdict lines
+#: the checks print (docs/exercises.md#verdicts).
+CHECK_CALL = re.compile(r"^check_(\w+)\(", re.MULTILINE)
+VERDICT = re.compile(r"^([✓✗·]) (\w+)[ :]", re.MULTILINE)
+
+
+def verdicts(notebook: nbformat.NotebookNode) -> list[tuple[str, str]]:
+    """``[(mark, exercise)]`` of every verdict the executed notebook printed, in order."""
+    return [m.groups() for _, text in printed(notebook) for m in VERDICT.finditer(text)]
+
+
+def exercises_in(source: Path) -> list[str]:
+    return CHECK_CALL.findall(source.read_text())
+
+
+@each_notebook
+def test_every_notebook_has_two_or_three_exercises_of_its_lecture(source: Path):
+    asked = exercises_in(source)
+    assert 2 <= len(asked) <= 3, f"{shown(source)} checks {asked}"
+    lecture = int(source.stem[:2])
+    assert asked == [n for n, e in EXERCISES.items() if e.lecture == lecture]
+    assert solutions(source.read_text()) == len(asked)  # one marked solution per check
+
+
+def test_every_exercise_of_the_checker_is_in_a_notebook():
+    assert sorted(n for s in SOURCES for n in exercises_in(s)) == sorted(EXERCISES)
 
 
 BENCH_RESULTS = REPO_ROOT / "benchmarks" / "results" / "notebooks.json"
@@ -151,12 +188,24 @@ FIGURES = REPO_ROOT / "tests" / "artifacts" / "figures"
 @pytest.mark.slow
 @each_notebook
 def test_notebook_runs_top_to_bottom(source: Path, notebook_env):
-    run_or_fail(source)
+    notebook = run_or_fail(source)
+    # The solutions between the markers pass their checks, each saying so once.
+    assert verdicts(notebook) == [("✓", name) for name in exercises_in(source)]
     # The handout figures it saved (quick mode), kept with the test artifacts for a look.
     FIGURES.mkdir(parents=True, exist_ok=True)
     number = source.stem[:2]
     for png in (NOTEBOOKS / "figures").glob(f"{number}_*.png"):
         shutil.copy(png, FIGURES / png.name)
+
+
+@pytest.mark.slow
+@each_notebook
+def test_the_student_copy_runs_top_to_bottom_with_every_check_not_attempted(
+        source: Path, notebook_env):
+    notebook = run_or_fail(source, tag="_student", student=True)
+    assert verdicts(notebook) == [("·", name) for name in exercises_in(source)]
+    said = "".join(text for _, text in printed(notebook))
+    assert said.count("not attempted yet") == len(exercises_in(source))
 
 
 @pytest.mark.slow

@@ -42,6 +42,9 @@ from benchmarks.lab import (
     wait_for_widgets,
     wait_until_stable,
 )
+from benchmarks.lab import (
+    NOTEBOOKS as NOTEBOOKS_DIR,
+)
 
 # Every notebook with a playground, and how many plotly figures it must render at least
 # (01: the phase diagram and the playground; 02: the same; 03 and 04: the playground).
@@ -241,3 +244,69 @@ def test_notebook_05_trains_with_live_dashboards_that_draw_sharpness_and_edges(
         finally:
             if failed:
                 screenshot(page, artifacts_dir / "failure.png")
+
+
+# The output text of the code cell whose source holds ``marker`` (its last output area).
+CELL_OUTPUT_JS = """
+(marker) => {
+  const cells = Array.from(document.querySelectorAll(
+    '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell'));
+  const cell = cells.find(c => (c.querySelector('.jp-InputArea-editor') || {}).textContent
+                               ?.includes(marker));
+  return cell ? (cell.querySelector('.jp-OutputArea') || {}).textContent || '' : null;
+}
+"""
+STUDENT_ANSWER = """def usam_matrix(H, lr, rho):
+    H = np.asarray(H)
+    return np.eye(len(H)) - lr * (H + rho * H @ H)
+
+
+check_usam_matrix(usam_matrix)"""
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_student_fills_in_an_exercise_and_its_check_passes(lab_page, lab_server,
+                                                             artifacts_dir):
+    """The student copy of notebook 01 (``make exercises``): Run All, every check says
+    "not attempted yet"; write the first exercise into its cell, run it, read "passed"."""
+    import os
+
+    from samlab.exercises.handout import write_handouts
+
+    written = write_handouts([NOTEBOOKS_DIR / "01_sam_on_a_saddle.py"],
+                             lab_server.root_dir / "student")
+    now = time.time()
+    for path in written:  # one mtime for the pair, as jupytext expects of a fresh copy
+        os.utime(path, (now, now))
+    page = lab_page.page
+    failed = True
+    with explained_failures(Diagnostics(lab_server, lab_page)):
+        try:
+            open_notebook(lab_page, lab_server, "student/01_sam_on_a_saddle")
+            run_all_cells(lab_page)
+            wait_for_all_cells(lab_page, lab_server, RUN_ALL_TIMEOUT_S)
+            cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").filter(
+                has_text="def usam_matrix")
+            cell.scroll_into_view_if_needed()
+            stub_said = page.evaluate(CELL_OUTPUT_JS, "def usam_matrix")
+            assert stub_said and "usam_matrix: not attempted yet" in stub_said, stub_said
+            assert "Traceback" not in stub_said, stub_said
+            assert not page.evaluate(NOTEBOOK_STATE_JS)["errors"]
+
+            editor = cell.locator(".jp-InputArea-editor .cm-content")
+            editor.click()
+            page.keyboard.press("Control+a")
+            page.keyboard.insert_text(STUDENT_ANSWER)
+            page.keyboard.press("Shift+Enter")
+            said = poll(lambda: (t := page.evaluate(CELL_OUTPUT_JS, "def usam_matrix"))
+                        and "passed" in t and t, PLOT_CHANGE_TIMEOUT_S)
+            cell.scroll_into_view_if_needed()
+            screenshot(page, artifacts_dir / "student_01_exercise_passed.png")
+            assert said and "✓ usam_matrix passed" in said, (
+                f"the cell's output after running the student's answer: "
+                f"{page.evaluate(CELL_OUTPUT_JS, 'def usam_matrix')!r}")
+            failed = False
+        finally:
+            if failed:
+                screenshot(page, artifacts_dir / "student_01_failure.png")

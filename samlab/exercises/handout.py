@@ -1,0 +1,113 @@
+"""Student copies of the notebooks: every solution replaced by a stub (docs/exercises.md#handouts).
+
+The notebooks hold each exercise's solution between nbgrader's markers, so that a course
+using nbgrader can take them as they are::
+
+    def usam_matrix(H, lr, rho):
+        ### BEGIN SOLUTION
+        return np.eye(len(H)) - lr * (H + rho * H @ H)
+        ### END SOLUTION
+
+:func:`student_version` replaces each marked block with the stub nbgrader writes, at the
+marker's indentation (``# YOUR CODE HERE`` and ``raise NotImplementedError()``), which a
+check reports as "not attempted yet". ``make exercises`` runs this module on every
+notebook: ``python -m samlab.exercises.handout --out student notebooks/NN_*.py`` writes
+``student/NN_*.py`` and, with jupytext installed, the paired ``student/NN_*.ipynb``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+_MARKER = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>### (?:BEGIN|END) SOLUTION)[ \t]*$")
+
+
+def student_version(source: str, name: str = "source") -> str:
+    """``source`` with every ``### BEGIN SOLUTION`` … ``### END SOLUTION`` block (markers
+    included) replaced by ``# YOUR CODE HERE`` / ``raise NotImplementedError()``.
+
+    A marker out of order (an END without its BEGIN, a BEGIN inside a block, a block never
+    closed) raises ``ValueError`` naming ``name`` and the line.
+    """
+    out: list[str] = []
+    begun: int | None = None
+    for number, line in enumerate(source.splitlines(keepends=True), 1):
+        m = _MARKER.match(line.rstrip("\n"))
+        if m is None:
+            if begun is None:
+                out.append(line)
+            continue
+        if m["marker"] == BEGIN:
+            if begun is not None:
+                raise ValueError(f"{name}, line {number}: {BEGIN} inside the block begun on "
+                                 f"line {begun}: close it with {END} first")
+            begun = number
+            out += [f"{m['indent']}# YOUR CODE HERE\n",
+                    f"{m['indent']}raise NotImplementedError()\n"]
+        else:
+            if begun is None:
+                raise ValueError(f"{name}, line {number}: {END} without a {BEGIN} before it")
+            begun = None
+    if begun is not None:
+        raise ValueError(f"{name}, line {begun}: {BEGIN} is never closed by {END}")
+    return "".join(out)
+
+
+def solutions(source: str) -> int:
+    """How many solution blocks ``source`` marks."""
+    return sum(1 for line in source.splitlines()
+               if (m := _MARKER.match(line)) and m["marker"] == BEGIN)
+
+
+def write_handouts(sources: list[Path], out: Path) -> list[Path]:
+    """Write the student version of each notebook source (a jupytext ``.py``) into ``out``,
+    with its ``.ipynb`` when jupytext is installed; returns the paths written."""
+    try:
+        import jupytext
+    except ImportError:
+        jupytext = None
+    texts = {src: student_version(src.read_text(encoding="utf-8"), str(src)) for src in sources}
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for src, text in texts.items():
+        target = out / src.name
+        target.write_text(text, encoding="utf-8")
+        written.append(target)
+        if jupytext is not None:
+            notebook = out / f"{src.stem}.ipynb"
+            jupytext.write(jupytext.reads(text, fmt="py:percent"), notebook, fmt="ipynb")
+            written.append(notebook)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m samlab.exercises.handout",
+        description="Write student copies of notebooks: each solution between "
+                    f"'{BEGIN}' and '{END}' becomes a stub.")
+    parser.add_argument("sources", nargs="+", type=Path,
+                        help="notebook sources (jupytext .py files), e.g. notebooks/0*.py")
+    parser.add_argument("--out", type=Path, default=Path("student"),
+                        help="folder for the copies (default: student)")
+    args = parser.parse_args(argv)
+    for src in args.sources:
+        if src.suffix != ".py" or not src.is_file():
+            print(f"error: sources must be existing jupytext .py files, got {src}",
+                  file=sys.stderr)
+            return 2
+    try:
+        written = write_handouts(args.sources, args.out)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    blocks = sum(solutions(src.read_text(encoding="utf-8")) for src in args.sources)
+    print(f"wrote {len(written)} files into {args.out}/ ({blocks} solutions replaced by stubs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

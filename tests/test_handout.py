@@ -1,0 +1,98 @@
+"""`make exercises`: student copies of the notebooks, each solution replaced by a stub
+(docs/exercises.md#handouts)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import pytest
+
+from samlab.exercises.handout import main, solutions, student_version
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SOURCE = '''import numpy as np
+
+
+def usam_matrix(H, lr, rho):
+    """USAM's step as a matrix."""
+    ### BEGIN SOLUTION
+    H = np.asarray(H)
+    return np.eye(len(H)) - lr * (H + rho * H @ H)
+    ### END SOLUTION
+
+
+class Loop:
+    def step(self):
+        for _ in range(3):
+            ### BEGIN SOLUTION
+            pass
+            ### END SOLUTION
+
+
+check(usam_matrix)
+'''
+
+
+def test_each_solution_becomes_the_nbgrader_stub_at_its_indentation():
+    student = student_version(SOURCE)
+    assert "np.eye" not in student and "pass" not in student and "SOLUTION" not in student
+    assert ('    """USAM\'s step as a matrix."""\n'
+            "    # YOUR CODE HERE\n"
+            "    raise NotImplementedError()\n\n") in student
+    assert ("        for _ in range(3):\n"
+            "            # YOUR CODE HERE\n"
+            "            raise NotImplementedError()\n") in student
+    assert student.startswith("import numpy as np\n") and student.endswith("check(usam_matrix)\n")
+    compile(student, "student.py", "exec")
+    assert solutions(SOURCE) == 2 and solutions(student) == 0
+
+
+def test_text_without_markers_is_left_as_it_is():
+    text = "# the markers `### BEGIN SOLUTION` in prose are not markers\nx = 1\n"
+    assert student_version(text) == text and solutions(text) == 0
+
+
+@pytest.mark.parametrize("text, says", [
+    ("x = 1\n### END SOLUTION\n", "line 2: ### END SOLUTION without a ### BEGIN SOLUTION"),
+    ("### BEGIN SOLUTION\nx = 1\n", "line 1: ### BEGIN SOLUTION is never closed"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n", "line 2: ### BEGIN SOLUTION inside the block"),
+])
+def test_markers_out_of_order_are_refused_with_the_line(text, says):
+    with pytest.raises(ValueError, match="nb.py, " + says.replace("(", r"\(")):
+        student_version(text, "nb.py")
+
+
+def test_every_notebook_makes_a_student_copy_that_compiles():
+    for source in sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        notebook = jupytext.reads(student_version(source.read_text()), fmt="py:percent")
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                compile(cell.source, source.name, "exec")
+
+
+def test_the_command_writes_py_and_ipynb_copies(tmp_path, capsys):
+    src = tmp_path / "01_demo.py"
+    src.write_text(jupytext.writes(jupytext.reads(SOURCE, fmt="py:light"), fmt="py:percent"))
+    assert main([str(src), "--out", str(tmp_path / "student")]) == 0
+    assert "wrote 2 files" in capsys.readouterr().out
+    py, ipynb = tmp_path / "student" / "01_demo.py", tmp_path / "student" / "01_demo.ipynb"
+    assert "raise NotImplementedError()" in py.read_text()
+    code = "".join(c.source for c in jupytext.read(ipynb).cells if c.cell_type == "code")
+    assert "raise NotImplementedError()" in code and "np.eye" not in code
+
+
+@pytest.mark.parametrize("bad, says", [
+    ("missing.py", "sources must be existing jupytext .py files, got"),
+    ("unbalanced", "### END SOLUTION without a ### BEGIN SOLUTION"),
+])
+def test_the_command_says_what_is_wrong_in_one_line(tmp_path, bad, says):
+    if bad == "unbalanced":
+        (tmp_path / "x.py").write_text("### END SOLUTION\n")
+        bad = "x.py"
+    out = subprocess.run([sys.executable, "-m", "samlab.exercises.handout", bad,
+                          "--out", "student"], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and says in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "student").exists()
