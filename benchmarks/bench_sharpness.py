@@ -8,7 +8,9 @@ then, on a fixed subset of ``N_SUBSET`` of those images, BatchNorm in eval mode:
 
 - the time of one gradient of the mean loss over the subset, and of one Hessian-vector
   product each way (double backward; forward-over-reverse with ``torch.func``, eager and
-  through ``torch.compile``); goal: HVP / gradient <= 2.5;
+  through ``torch.compile``); goal: HVP / gradient <= 2.5; and beside them, in the same
+  run, the product as PyHessian computes it (samlab's default must be faster), and when
+  compiling pays off;
 - how many products λ_max needs to come within relative error 1e-3 of a tightly
   converged value (Lanczos from another start, to tol 1e-5): Lanczos (goal <= 10) against
   power iteration, and power iteration's own stop as PyHessian runs it (max 100
@@ -78,6 +80,25 @@ def gradient(model: torch.nn.Module, batches) -> list[torch.Tensor]:
     for x, y in batches:
         for o, g in zip(out, torch.autograd.grad(F.cross_entropy(model(x), y), params)):
             o.add_(g, alpha=len(x) / total)
+    return out
+
+
+def pyhessian_hvp(model: torch.nn.Module, batches, v: torch.Tensor) -> list[torch.Tensor]:
+    """The product as PyHessian computes it (``hessian.dataloader_hv_product``), for the
+    comparison: per batch, ``loss.backward(create_graph=True)``, then ``autograd.grad`` of
+    the ``.grad`` fields against ``v``; nn.BatchNorm2d as it is (eval mode)."""
+    params = list(model.parameters())
+    vs = [t.view_as(p) for t, p in zip(v.split([p.numel() for p in params]), params)]
+    total = sum(len(x) for x, _ in batches)
+    out = [torch.zeros_like(p) for p in params]
+    for x, y in batches:
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward(create_graph=True)
+        hv = torch.autograd.grad([p.grad for p in params], params, grad_outputs=vs,
+                                 only_inputs=True, retain_graph=False)
+        model.zero_grad(set_to_none=True)  # the .grad fields hold the graph: free it
+        for o, h in zip(out, hv):
+            o.add_(h, alpha=len(x) / total)
     return out
 
 
@@ -160,6 +181,7 @@ def run() -> list[Row]:
         "gradient": lambda b: gradient(model, b),
         "double backward": lambda b: sharpness.hvp(model, F.cross_entropy, b, v,
                                                    mode="double_backward"),
+        "PyHessian-style double backward": lambda b: pyhessian_hvp(model, b, v),
         "forward-over-reverse (torch.func)": lambda b: sharpness.hvp(
             model, F.cross_entropy, b, v, mode="forward_over_reverse"),
     }
@@ -186,10 +208,26 @@ def run() -> list[Row]:
         rows.append(Row(f"HVP, {name}{default}", t, "s"))
         rows.append(Row(f"HVP / gradient, {name}{default}", t / grad_s, "x", "<= 2.5",
                         t / grad_s <= 2.5))
-    if "forward-over-reverse, torch.compile" in first:
+    ours, theirs = median(times[auto]), median(times["PyHessian-style double backward"])
+    rows.append(Row("HVP time, samlab's default / PyHessian-style", ours / theirs, "x",
+                    "< 1", ours < theirs, note="same model, batches and vector, one run"))
+    compiled = "forward-over-reverse, torch.compile"
+    if compiled in first:
+        compile_s = first[compiled] - median(times[compiled]) / len(batches)
         rows.append(Row("torch.compile of the HVP, first call (one batch shape)",
-                        first["forward-over-reverse, torch.compile"], "s",
-                        note="once per model, mode and batch shape"))
+                        first[compiled], "s", note="once per model, mode and batch shape; "
+                        f"about {compile_s:.0f} s of it compiling"))
+        share = median(times[compiled]) / ours
+        rows.append(Row("compiled HVP / eager default HVP", share, "x",
+                        note=f"samlab.sharpness assumes {sharpness.hessian.COMPILED_SHARE} "
+                             "(COMPILED_SHARE) when it decides whether to compile"))
+        # A λ_max measurement is ~9 products (Lanczos, top-2): compiling pays off after
+        # compile time / (what one measurement saves) measurements.
+        saved = 9 * (ours - median(times[compiled]))
+        rows.append(Row("λ_max measurements (9 HVPs on this subset) until compiling pays off",
+                        compile_s / saved if saved > 0 else float("nan"), "",
+                        note="the trainer's sharpness_compile='auto' compiles when the "
+                             "measurements left repay it (docs/sharpness.md#speed)"))
 
     # -- products until λ_max is within 1e-3 -------------------------------------------------
     fast = dict(compile=not QUICK)  # the counts do not depend on how a product is computed

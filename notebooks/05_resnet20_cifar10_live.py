@@ -17,8 +17,8 @@
 # # 05 · ResNet-20 on CIFAR-10, live
 #
 # **What you will learn.** The experiment of notebook 04 at the scale of the papers:
-# ResNet-20 on CIFAR-10 trained with SGD, SAM and late-phase SAM, with the loss, the
-# accuracy and the Hessian's top eigenvalue `λ_max` drawn live as training runs, and
+# ResNet-20 on CIFAR-10 trained with SGD, SAM, late-phase SAM and SSAM, with the loss,
+# the accuracy and the Hessian's top eigenvalue `λ_max` drawn live as training runs, and
 # `λ_max` set against each method's *stability edge*: the sharpness above which its
 # iteration cannot stay (docs/edges.md). Then the results beside the papers' numbers, and
 # the loss along the line between the SGD and late-SAM solutions.
@@ -27,9 +27,10 @@
 # - **quick** (any CPU, what `make test` runs): a few hundred images, two epochs per arm,
 #   every cell once; Run All takes about 30 s on a 2-core CPU, with at most 1.6 GB of
 #   memory;
-# - **lab** (one GPU of the kind Colab gives): SGD, SAM and late SAM for 15 epochs on the
-#   full training set, `λ_max` every 3 epochs, sized for about 15 minutes on a Colab GPU
-#   (an estimate: this size has not been timed on a GPU yet);
+# - **lab** (one GPU of the kind Colab gives): the four arms for 12 epochs on the full
+#   training set, `λ_max` every 3 epochs, sized for about 15 minutes on a Colab GPU (an
+#   estimate from about 10 s per SGD epoch on a T4: this size has not been timed on a GPU
+#   yet);
 # - **paper** (200 epochs, 3 seeds, several GPUs or days): the notebook prints the exact
 #   commands and plots whatever of those runs exists in `runs/`, finished or still going.
 #
@@ -97,7 +98,7 @@ print(f"samlab {samlab.__version__}; size: {SIZE}; device: "
 RECIPES = {  # epochs, training and test images, λ_max every k epochs and on how many, seeds
     "quick": dict(epochs=2, n_train=512, n_test=500, sharpness_every=2, sharpness_subset=64,
                   seeds=[0]),
-    "lab": dict(epochs=15, n_train=None, n_test=None, sharpness_every=3,
+    "lab": dict(epochs=12, n_train=None, n_test=None, sharpness_every=3,
                 sharpness_subset=5000, seeds=[0]),
     "paper": dict(epochs=200, n_train=None, n_test=None, sharpness_every=10,
                   sharpness_subset=5000, seeds=[0, 1, 2]),
@@ -119,17 +120,21 @@ print(f"data: {dataset}; {recipe['epochs']} epoch(s); "
 
 # %% [markdown]
 # The arms, same schedule and seed: SGD; SAM (`ρ = 0.05`, Foret et al.'s value for
-# CIFAR-10) from the first epoch; and late SAM, switched on for the last eighth of the
-# epochs (Zhou et al.'s late phase; notebook 04). Lab size: 15 epochs with a cosine
+# CIFAR-10) from the first epoch; late SAM, switched on for the last eighth of the epochs
+# (Zhou et al.'s late phase; notebook 04); and SSAM (notebook 03), whose ascent is
+# unnormalized: its `ρ = 0.1` multiplies the gradient, so its perturbation has length
+# `ρ‖g‖` (section 4 prints it, to set beside SAM's 0.05). Lab size: 12 epochs of a cosine
 # schedule let the learning rate decay all the way, so the arms' `λ_max` curves separate
-# as they do in a full run, while three arms still fit a Colab session; the accuracies
-# stay below the 200-epoch references.
+# as they do in a full run, while four arms still fit a Colab session (SAM and SSAM cost
+# two gradients a step, late SAM one and an eighth: about 6 SGD-runs in all); the
+# accuracies stay below the 200-epoch references.
 
 # %%
 E = base.epochs
 arms = {"SGD": dict(method="sgd"),
         "SAM": dict(method="sam", rho=0.05),
-        "late SAM": dict(method="sam", rho=0.05, switch_epoch=E - max(1, E // 8))}
+        "late SAM": dict(method="sam", rho=0.05, switch_epoch=E - max(1, E // 8)),
+        "SSAM": dict(method="ssam", rho=0.1)}
 configs = {name: dataclasses.replace(base, name=f"r20-{name.lower().replace(' ', '-')}",
                                      **change) for name, change in arms.items()}
 for name, cfg in configs.items():
@@ -167,11 +172,13 @@ for name, cfg in configs.items():
 # learning rate decays. For SAM `λ_eff = λ + ρλ²/‖g‖`: its edge lies below SGD's and falls
 # as the gradient norm `‖g‖` falls. The panels draw each arm's `λ_max` with the edges of
 # its own run: SGD's from the learning rate each epoch used, SAM's from the same and the
-# epoch's mean mini-batch `‖g‖` (not the full-batch gradient norm: the plot says which).
+# epoch's mean mini-batch `‖g‖` (not the full-batch gradient norm: the plot says which),
+# SSAM's from USAM's edge with `η` scaled by the epoch's mean `γ`.
 
 # %%
-fig, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 3.8), squeeze=False)
-for ax, (name, run) in zip(axes[0], results.items()):
+rows = (len(results) + 1) // 2  # two panels a row: readable on a slide
+fig, axes = plt.subplots(rows, 2, figsize=(11, 3.9 * rows), squeeze=False)
+for ax, (name, run) in zip(axes.flat, results.items()):
     plot.sharpness_and_edges(run, ax)
     ax.set_title(name)
 plt.tight_layout()
@@ -246,6 +253,8 @@ for name, run in results.items():
           f"{run.passes / results['SGD'].passes:15.3f} {run.train_time / sgd_time:13.3f}")
 print(f"reference: ResNet-20 with SGD, He et al. 2016: 0.9125 (data here: "
       f"{results['SGD'].last.get('dataset', dataset)})")
+ssam_eps = results["SSAM"].config.rho * results["SSAM"].final("grad_norm_mean")
+print(f"SSAM's perturbation in its last epoch: ρ·mean‖g‖ = {ssam_eps:.4f} (SAM's: 0.05)")
 
 # %% [markdown]
 # ## 5 · The same valley
@@ -318,8 +327,9 @@ saved = [plot.save_figure(edges_figure, out / "05_sharpness_and_edges.png"),
 print("saved:", saved)
 
 # %% [markdown]
-# **Take-aways.** The same three arms as notebook 04, at the papers' scale, with `λ_max`
-# set against the edge each method's own learning rate and gradient norm allow. The
+# **Take-aways.** Notebook 04's three arms and notebook 03's SSAM, at the papers' scale,
+# with `λ_max` set against the edge each method's own learning rate, gradient norm (and
+# `γ`) allow. The
 # printouts of sections 3–5 are this run's answers (accuracy, sharpness against the edge,
 # cost, one valley or two); the paper-size commands of section 6 give the numbers to set
 # beside the papers'.

@@ -35,19 +35,29 @@ Conventions shared by every function:
   and every buffer are exactly as before the call, also when the call raises.
 - **Memory**: one batch's autograd graph at a time.
 - **Speed**: a product costs a few gradients over the subset. ``mode="auto"`` is
-  double backward; ``compile=True`` runs forward-over-reverse through
-  ``torch.compile``, about half the cost on ResNet-20 after a compilation of a
-  minute or so per model, mode and batch shape (worth it when sharpness is measured
-  every few epochs). On a CPU, a channels_last model and inputs make every
-  convolution, hence every product, faster.
+  double backward, with eval-mode BatchNorm run as the affine map it is (its second
+  derivatives are then elementwise); ``compile=True`` runs forward-over-reverse
+  through ``torch.compile``, about 0.6 of the eager cost on ResNet-20 after a
+  compilation of 20-40 s per model, mode and batch shape (falling back to eager, with a
+  warning, where compiling fails). :func:`compile_pays_off` says when that is worth it;
+  the trainer asks it after its first measurement (docs/sharpness.md#speed). On a CPU, a
+  channels_last model and inputs make every convolution, hence every product, faster.
 """
 
 from .eigen import METHODS, WHICH, EigenResult, top_eigenvalues
-from .hessian import AUTO_MODE, BN_MODES, HVP_MODES, HessianOperator, hvp
+from .hessian import (
+    AUTO_MODE,
+    BN_MODES,
+    HVP_MODES,
+    HessianOperator,
+    compile_pays_off,
+    hvp,
+)
 from .spectrum import DensityResult, TraceResult, hessian_trace, spectral_density
 
 __all__ = [
     "AUTO_MODE", "BN_MODES", "HVP_MODES", "METHODS", "WHICH", "DensityResult", "EigenResult",
-    "HessianOperator", "TraceResult", "hessian_trace", "hvp", "spectral_density",
+    "HessianOperator", "TraceResult", "compile_pays_off", "hessian_trace", "hvp",
+    "spectral_density",
     "top_eigenvalues",
 ]

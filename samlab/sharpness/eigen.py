@@ -47,6 +47,10 @@ class EigenResult:
     which: str = "LA"
     residuals: torch.Tensor | None = None
     history: list[float] = field(default_factory=list, repr=False)
+    #: Whether the products ran through ``torch.compile`` (False where compiling failed:
+    #: then ``compile_error`` says why).
+    compiled: bool = False
+    compile_error: str | None = None
 
     @property
     def lambda_max(self) -> float:
@@ -244,4 +248,4 @@ def top_eigenvalues(
         values, vectors, residuals, converged, history = solve(
             op, k, which, tol, max_iter, gen, eigenvectors)
     return EigenResult(values, vectors, op.n_hvp, converged, tol, method, which, residuals,
-                       history)
+                       history, op.compiled, op.compile_error)

@@ -7,6 +7,7 @@ public verb. Conventions: :mod:`samlab.sharpness`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Literal
@@ -85,13 +86,16 @@ def borrowed(model: nn.Module, params: Sequence[nn.Parameter], bn_mode: str) -> 
     """Put ``model`` in measuring state; give every flag and buffer back on exit.
 
     ``"train"`` BatchNorm runs with ``track_running_stats=False``: batch statistics,
-    and no running-statistics update. Buffers are restored as well, for modules that
-    update state of their own.
+    and no running-statistics update. ``"eval"`` BatchNorm runs as the affine map it is
+    (:func:`_affine_forward`). Buffers are restored as well, for modules that update
+    state of their own.
     """
     training = [(m, m.training) for m in model.modules()]
     tracking = [(m, m.track_running_stats) for m in model.modules() if isinstance(m, _BatchNorm)]
     requires = [(p, p.requires_grad) for p in model.parameters()]
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    # A forward set on the instance (rare) is put back as it was; ours is then removed.
+    forwards = [(m, m.__dict__.get("forward")) for m, _ in tracking]
     chosen = {id(p) for p in params}
     try:
         model.eval()
@@ -99,6 +103,10 @@ def borrowed(model: nn.Module, params: Sequence[nn.Parameter], bn_mode: str) -> 
             for m, _ in tracking:
                 m.train()
                 m.track_running_stats = False
+        else:
+            for m, _ in tracking:
+                if m.running_mean is not None and m.running_var is not None:
+                    m.forward = _affine_forward(m)
         for p, _ in requires:
             p.requires_grad_(id(p) in chosen)
         with torch.enable_grad():
@@ -108,11 +116,39 @@ def borrowed(model: nn.Module, params: Sequence[nn.Parameter], bn_mode: str) -> 
             m.training = flag
         for m, flag in tracking:
             m.track_running_stats = flag
+        for m, forward in forwards:
+            m.__dict__.pop("forward", None)
+            if forward is not None:
+                m.forward = forward
         for p, flag in requires:
             p.requires_grad_(flag)
         with torch.no_grad():
             for b, saved in buffers:
                 b.copy_(saved)
+
+
+def _affine_forward(bn: _BatchNorm) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Eval-mode BatchNorm as the per-channel affine map it is: ``y = x·s + (β − μ·s)``,
+    ``s = γ/√(σ² + ε)`` (``γ = 1, β = 0`` without affine parameters).
+
+    The same function as ``F.batch_norm(..., training=False)``, to rounding. Its second
+    derivatives are a few elementwise products, where autograd's BatchNorm double backward
+    is written for batch statistics and reduces over the whole batch several times: on
+    ResNet-20 (CPU) that was a third of a Hessian-vector product, more than the convolutions'.
+    The module's parameters are read at each call, so ``torch.func.functional_call`` sees
+    the ones it swaps in.
+    """
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        if bn.weight is not None:
+            scale = bn.weight * scale
+        shift = -bn.running_mean * scale
+        if bn.bias is not None:
+            shift = shift + bn.bias
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        return x * scale.view(shape) + shift.view(shape)
+
+    return forward
 
 
 class HessianOperator:
@@ -132,10 +168,14 @@ class HessianOperator:
         self.n = sum(self.sizes)
         self.dtype, self.device = params[0].dtype, params[0].device
         self.n_hvp = 0
+        #: Whether the products run compiled: False from the start without ``compile``, or
+        #: once compiling failed (then :attr:`compile_error` says why and they run eagerly).
+        self.compiled = compile and _compile_error is None
+        self.compile_error = _compile_error if compile else None
         if self.mode == "forward_over_reverse":
             names = {id(p): name for name, p in model.named_parameters()}
             self.names = [names[id(p)] for p in params]
-            self.product = _compiled_product() if compile else _forward_over_reverse
+            self.product = _compiled_product() if self.compiled else _forward_over_reverse
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         tangents = [_shaped_like(t, p) for t, p in zip(v.split(self.sizes), self.params)]
@@ -151,9 +191,25 @@ class HessianOperator:
         if self.mode == "double_backward":
             return _double_backward(self.model, self.loss_fn, self.params, tangents, x, y)
         primals = {n: p.detach() for n, p in zip(self.names, self.params)}
-        hv = self.product(self.model, self.loss_fn, primals, dict(zip(self.names, tangents)),
-                          x, y)
+        args = (self.model, self.loss_fn, primals, dict(zip(self.names, tangents)), x, y)
+        try:
+            hv = self.product(*args)
+        except Exception as error:
+            if not self.compiled or self.n_hvp:
+                raise
+            # Compiling can fail where running cannot (no C++ compiler on the machine, an
+            # operation the compiler does not know): measure eagerly, and say so once.
+            self._give_up_compiling(error)
+            hv = self.product(*args)
         return [hv[n] for n in self.names]
+
+    def _give_up_compiling(self, error: Exception) -> None:
+        global _compile_error
+        _compile_error = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
+        warnings.warn(f"samlab.sharpness: torch.compile failed ({_compile_error}); Hessian-"
+                      "vector products run eagerly from now on", RuntimeWarning, stacklevel=4)
+        self.compiled, self.compile_error = False, _compile_error
+        self.product = _forward_over_reverse
 
 
 def scalar_loss(loss) -> torch.Tensor:
@@ -186,6 +242,21 @@ def _forward_over_reverse(model, loss_fn, primals, tangents, x, y) -> dict[str, 
 
 
 _compiled = None
+#: Why compiling failed in this process, if it did: later products do not try again.
+_compile_error: str | None = None
+
+#: What compiling buys, for :func:`compile_pays_off`, from ``make bench`` (ResNet-20 on a
+#: 2-core CPU): a compiled product costs about 0.6 of an eager one, after a first call
+#: that compiles for 20-40 s. Taken as 0.65 and 60 s, to err on the side of not compiling.
+COMPILED_SHARE, COMPILE_SECONDS = 0.65, 60.0
+
+
+def compile_pays_off(eager_seconds: float, measurements_left: int) -> bool:
+    """Whether compiling the products of the ``measurements_left`` measurements still to
+    come would save more time than it costs, when one eager measurement took
+    ``eager_seconds``: ``left · (1 − share) · t > compile time`` (docs/sharpness.md#speed).
+    """
+    return measurements_left * (1.0 - COMPILED_SHARE) * eager_seconds > COMPILE_SECONDS
 
 
 def _compiled_product():

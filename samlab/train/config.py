@@ -21,6 +21,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 BN_MODES = ("eval", "train")
 #: How the fixed Hessian subset is taken (samlab.data.fixed_subset).
 SUBSET_ORDERS = ("random", "first")
+SHARPNESS_COMPILE = ("auto", "always", "never")
 #: Lanczos takes at most this many Hessian-vector products per measurement.
 MAX_SHARPNESS_K = 100
 #: Longest run name: a path component (255 bytes on most filesystems), with room to spare.
@@ -77,6 +78,7 @@ class TrainConfig:
     sharpness_subset_order: str = "random"  # random (seeded draw) | first (the first N, in order)
     sharpness_k: int = 2                # top-k eigenvalues (the late-phase paper's top-2)
     sharpness_bn_mode: str = "eval"
+    sharpness_compile: str = "auto"     # torch.compile the HVPs: auto | always | never
     trace_probes: int = 0               # Hutchinson probes for tr(H) (0: skip the trace)
     log_every: int = 0                  # steps between step-level records (0: epochs only)
     cpu_threads: int | None = None      # torch threads on CPU (None: 1 for models under
@@ -104,6 +106,8 @@ class TrainConfig:
         self.sharpness_bn_mode = v.choice("sharpness_bn_mode", self.sharpness_bn_mode, BN_MODES)
         self.sharpness_subset_order = v.choice("sharpness_subset_order",
                                                self.sharpness_subset_order, SUBSET_ORDERS)
+        self.sharpness_compile = v.choice("sharpness_compile", self.sharpness_compile,
+                                          SHARPNESS_COMPILE)
         self.device = _device(self.device)
         self.lr = v.number("lr", self.lr, low=0.0, strict_low=True)
         self.rho = v.number("rho", self.rho, low=0.0)
@@ -267,6 +271,9 @@ HELP: dict[str, str] = {
                               "training images in the dataset's order, as Zhou et al.)",
     "sharpness_k": f"top-k Hessian eigenvalues per measurement (at most {MAX_SHARPNESS_K})",
     "sharpness_bn_mode": "BatchNorm during the measurement: eval (fixed statistics) or train",
+    "sharpness_compile": "torch.compile the Hessian-vector products: auto (from the 2nd "
+                         "measurement on, when the first one's time says it pays), always "
+                         "or never",
     "trace_probes": "Hutchinson probes for tr(H) (0: no trace; otherwise at least 2)",
     "log_every": "steps between step records in metrics.jsonl (0: epochs only)",
     "cpu_threads": "torch threads on a CPU (default: 1 for models under 200k parameters)",
@@ -278,7 +285,8 @@ def choices(name: str) -> tuple[str, ...] | None:
     """The allowed values of field ``name``, if it is an enumeration."""
     return {"method": methods.names(), "model": MODELS, "dataset": DATASETS,
             "schedule": SCHEDULES, "precision": PRECISIONS,
-            "sharpness_bn_mode": BN_MODES, "sharpness_subset_order": SUBSET_ORDERS}.get(name)
+            "sharpness_bn_mode": BN_MODES, "sharpness_subset_order": SUBSET_ORDERS,
+            "sharpness_compile": SHARPNESS_COMPILE}.get(name)
 
 
 def _run_name(name: Any) -> str:

@@ -143,19 +143,24 @@ def sharpness_batches(config: TrainConfig, data: ImageData,
 
 
 def measure_sharpness(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],
-                      config: TrainConfig) -> dict[str, Any]:
-    """Top-k Hessian eigenvalues (and the trace) on the fixed subset (docs/sharpness.md)."""
+                      config: TrainConfig, compile: bool = False) -> dict[str, Any]:
+    """Top-k Hessian eigenvalues (and the trace) on the fixed subset (docs/sharpness.md),
+    the products through ``torch.compile`` with ``compile``."""
     from .. import sharpness  # torch.func, which it needs, takes seconds to import
 
     loss_fn = nn.CrossEntropyLoss()
     k = min(config.sharpness_k, sum(p.numel() for p in model.parameters()))
     eig = sharpness.top_eigenvalues(model, loss_fn, batches, k=k,
-                                    bn_mode=config.sharpness_bn_mode, seed=config.seed)
+                                    bn_mode=config.sharpness_bn_mode, seed=config.seed,
+                                    compile=compile)
     out: dict[str, Any] = {"lambda_max": eig.lambda_max,
                            "eigenvalues": [float(v) for v in eig.eigenvalues],
                            "sharpness_hvps": eig.n_hvp,
                            "sharpness_converged": bool(eig.converged),
-                           "sharpness_bn_mode": config.sharpness_bn_mode}
+                           "sharpness_bn_mode": config.sharpness_bn_mode,
+                           "sharpness_compiled": eig.compiled}
+    if eig.compile_error:
+        out["sharpness_compile_error"] = eig.compile_error
     if config.trace_probes:
         tr = sharpness.hessian_trace(model, loss_fn, batches, n_probes=config.trace_probes,
                                      seed=config.seed, bn_mode=config.sharpness_bn_mode)

@@ -25,7 +25,7 @@ from .rundir import RunDir, RunResult
 ADDED_FIELDS: dict[str, Any] = {"end_epoch": None, "switch_log_steps": 0,
                                 "switch_log_sharpness_every": 0,
                                 "sharpness_subset_order": "random", "compile": False,
-                                "n_test": None}
+                                "n_test": None, "sharpness_compile": "auto"}
 
 
 def config_key(config: TrainConfig) -> str:

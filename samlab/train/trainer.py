@@ -120,6 +120,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(config, self.steps_per_epoch))
         self._hessian_batches = None
+        self._compile_hvps: bool | None = None  # sharpness_compile="auto": decided once
         # The switch window: optimizer steps done at the switch, and w_switch while it is open.
         self._switch_at = (config.switch_epoch * self.steps_per_epoch
                            if config.switch_log_steps and config.switch_epoch is not None
@@ -305,11 +306,11 @@ class Trainer:
         for split in ("val", "test"):
             if len(getattr(self.data, f"{split}_labels")):
                 record[f"{split}_loss"], record[f"{split}_acc"] = self.evaluate(split)
-        if cfg.sharpness_every and ((epoch + 1) % cfg.sharpness_every == 0
-                                    or epoch + 1 == cfg.epochs):
-            t = time.perf_counter()
-            record.update(self.measure_sharpness())
-            record["sharpness_time"] = time.perf_counter() - t
+        every = cfg.sharpness_every
+        if every and ((epoch + 1) % every == 0 or epoch + 1 == cfg.epochs):
+            left = sum(1 for e in range(epoch + 1, cfg.epochs)
+                       if (e + 1) % every == 0 or e + 1 == cfg.epochs)
+            record.update(self.measure_sharpness(measurements_left=left))
         record["dataset"] = self.data.label
         return record
 
@@ -320,12 +321,27 @@ class Trainer:
         return evaluate(self.model, batches, self.placement.autocast, self.device,
                         self.world_size)
 
-    def measure_sharpness(self) -> dict[str, Any]:
-        """Top-k Hessian eigenvalues (and trace) on the fixed training subset."""
+    def measure_sharpness(self, measurements_left: int = 0) -> dict[str, Any]:
+        """Top-k Hessian eigenvalues (and trace) on the fixed training subset, with the
+        seconds it took (``sharpness_time``).
+
+        With ``sharpness_compile="auto"`` the first measurement runs eagerly, and its time
+        decides, once, whether the ``measurements_left`` after it compile their products
+        (:func:`samlab.sharpness.compile_pays_off`, docs/sharpness.md#speed).
+        """
         cfg = self.config
         if self._hessian_batches is None:
             self._hessian_batches = sharpness_batches(cfg, self.data, self.device)
-        return measure_sharpness(self.model, self._hessian_batches, cfg)
+        compile = {"always": True, "never": False}.get(cfg.sharpness_compile,
+                                                       bool(self._compile_hvps))
+        t = time.perf_counter()
+        out = measure_sharpness(self.model, self._hessian_batches, cfg, compile=compile)
+        out["sharpness_time"] = time.perf_counter() - t
+        if cfg.sharpness_compile == "auto" and self._compile_hvps is None:
+            from ..sharpness import compile_pays_off
+
+            self._compile_hvps = compile_pays_off(out["sharpness_time"], measurements_left)
+        return out
 
     def _log_step(self, epoch: int, step: int, loss: torch.Tensor) -> None:
         stats = self.optimizer.last_stats
@@ -367,9 +383,8 @@ class Trainer:
     def _write_switch_record(self, record: dict[str, Any]) -> None:
         every = self.config.switch_log_sharpness_every
         if every and record["k"] % every == 0:
-            t = time.perf_counter()
-            record.update(self.measure_sharpness())
-            record["sharpness_time"] = time.perf_counter() - t
+            left = (self.config.switch_log_steps - record["k"]) // every
+            record.update(self.measure_sharpness(measurements_left=left))
         if self.is_main:  # before the checkpoint that claims it, as every record
             self.rundir.append(record)
         for cb in self.callbacks:

@@ -13,6 +13,7 @@ from torch import nn
 
 from samlab import sharpness
 from samlab.models import small_cnn
+from samlab.sharpness.hessian import _affine_forward
 
 
 def cnn_and_batches():
@@ -153,3 +154,27 @@ def test_dropout_is_off_during_a_measurement_even_in_a_training_model():
                                sharpness.hvp(without, F.cross_entropy, batches, v),
                                rtol=0, atol=0)
     assert with_dropout.training and with_dropout[2].training
+
+
+def test_eval_batchnorm_is_measured_as_its_affine_map_and_its_forward_given_back():
+    """In eval mode BatchNorm runs as ``x·s + (β − μ·s)`` during a measurement (its double
+    backward is then elementwise); afterwards each module has its own forward again, and a
+    forward the user set on an instance is put back as it was."""
+    model, batches = tiny_mlp(batch_norm=True), tiny_batches()
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
+    mine = bns[0].forward = lambda x: nn.BatchNorm1d.forward(bns[0], x)
+    seen = []
+    model.register_forward_hook(lambda m, i, o: seen.append([b.forward for b in bns]))
+    v = torch.ones(n_params(model), dtype=torch.float64)
+    sharpness.hvp(model, F.cross_entropy, batches, v, bn_mode="eval")
+    assert seen and all(f is not mine and "_affine_forward" in f.__qualname__ for f in seen[0])
+    assert bns[0].__dict__["forward"] is mine
+    assert all("forward" not in b.__dict__ for b in bns[1:])
+    x = batches[0][0]
+    model.eval()
+    with torch.no_grad():
+        for bn in bns:
+            h = torch.randn(x.shape[0], bn.num_features, dtype=torch.float64)
+            torch.testing.assert_close(_affine_forward(bn)(h), F.batch_norm(
+                h, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps),
+                rtol=1e-12, atol=1e-12)
