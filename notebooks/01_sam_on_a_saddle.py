@@ -21,7 +21,7 @@
 # the simplest saddle, a 2D quadratic, we derive exactly when that happens — a direction of
 # curvature `λ < 0` becomes attracting once `λ < −1/ρ` — and then measure it.
 #
-# **Time:** about 20 minutes to read and play. Run All takes about 16 s (measured on a
+# **Time:** about 20 minutes to read and play. Run All takes about 7 s (measured on a
 # 2-core CPU by `make bench`), with at most 0.3 GB of memory. No GPU needed.
 #
 # **Contents.** 1 The saddle · 2 GD escapes · 3 SAM and USAM can be captured · 4 Why: the

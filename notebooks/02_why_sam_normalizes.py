@@ -23,9 +23,9 @@
 # flattest one (USAM's perturbation vanishes there). We check both on exact 2D landscapes,
 # then sweep `ρ` for SAM and USAM on a small network trained on real data.
 #
-# **Time:** about 25 minutes to read and play. Run All takes about 55 s (measured on a
+# **Time:** about 25 minutes to read and play. Run All takes about 28 s (measured on a
 # 2-core CPU by `make bench`; the network sweep is most of it, and a second Run All reads
-# its runs back), with at most 0.98 GB of memory. No GPU needed.
+# its runs back), with at most 0.93 GB of memory. No GPU needed.
 #
 # **Contents.** 1 Stability on a convex quadratic · 2 Drift along a manifold of minima ·
 # 3 Robustness to ρ on real data · 4 Figures for handouts. Exercises (checked by samlab):

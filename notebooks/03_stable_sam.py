@@ -27,9 +27,9 @@
 # SSAM widens the range of learning rates where sharpness-aware training works (and look
 # for where it does not), then watch `γ_t` while training a small network on real data.
 #
-# **Time:** about 25 minutes to read and play. Run All takes about 105 s (measured on a
+# **Time:** about 25 minutes to read and play. Run All takes about 48 s (measured on a
 # 2-core CPU by `make bench`; the network runs are most of it, and a second Run All reads
-# them back), with at most 1.0 GB of memory. No GPU needed.
+# them back), with at most 0.96 GB of memory. No GPU needed.
 #
 # **A note on ρ.** In the SSAM paper "SAM" means the *unnormalized* ascent (USAM here), so
 # its `ρ` values are on USAM's scale, not comparable with Foret's `ρ = 0.05`

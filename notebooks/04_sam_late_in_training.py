@@ -24,7 +24,7 @@
 # the claim apart on a 2D valley where every step has a closed form, derive the escape
 # rate, then test the claim on a real network and measure what it costs.
 #
-# **Time:** about 30 minutes to read and play. Run All takes about 30 s (measured on a
+# **Time:** about 30 minutes to read and play. Run All takes about 25 s (measured on a
 # 2-core CPU by `make bench`; a second Run All reads the network runs back), with at most
 # 1.0 GB of memory (on Binder, shut other kernels down first). No GPU needed.
 #

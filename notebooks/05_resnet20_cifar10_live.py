@@ -25,7 +25,7 @@
 #
 # **Time:** about 30 minutes to read. It runs in three sizes, chosen in the next cells:
 # - **quick** (any CPU, what `make test` runs): a few hundred images, two epochs per arm,
-#   every cell once; Run All takes about 30 s on a 2-core CPU, with at most 1.6 GB of
+#   every cell once; Run All takes about 37 s on a 2-core CPU, with at most 1.5 GB of
 #   memory;
 # - **lab** (one GPU of the kind Colab gives): the four arms for 12 epochs on the full
 #   training set, `λ_max` every 3 epochs, sized for about 15 minutes on a Colab GPU (an
