@@ -175,7 +175,8 @@ def two_cycle_amplitude(lr, rho, lam):
 
 
 check_two_cycle_amplitude(two_cycle_amplitude)
-#
+
+# %% [markdown]
 # ## 2 · Drift along a manifold of minima
 #
 # On `f(x, y) = ½(xy − 1)²` every point of the hyperbola `xy = 1` is a minimum, with

@@ -103,8 +103,9 @@ assert rel_err < 1e-9
 # %% [markdown]
 # ### Exercises: SSAM in code
 # **Exercise 1.** Write `γ` from the two gradient norms, guarded like every division by a
-# norm. **Exercise 2.** Write one whole SSAM step for a network whose weights `w` are a
-# list of tensors and `grad(w)` returns their gradients: climb to `w_asc = w + ρg`
+# norm in samlab (`+ 10⁻¹²` in the denominator). **Exercise 2.** Write one whole SSAM step
+# for a network whose weights `w` are a list of tensors and `grad(w)` returns their
+# gradients: climb to `w_asc = w + ρg`
 # (unnormalized), measure the gradient there, rescale it by `γ` (norms over all tensors
 # together) and step *from `w`*. The checks run your step against samlab's `SSAM`
 # optimizer on a small problem with several parameter tensors, in float32 and float64.
@@ -119,7 +120,7 @@ from samlab.exercises import check_ssam_gamma, check_ssam_step
 
 
 def ssam_gamma(grad_norm, ascent_grad_norm):
-    """SSAM's γ from ‖g‖ and ‖∇L(w_asc)‖, guarded like every division by a norm."""
+    """SSAM's γ from ‖g‖ and ‖∇L(w_asc)‖, with 1e-12 added to the denominator as a guard."""
     ### BEGIN SOLUTION
     return grad_norm / (ascent_grad_norm + 1e-12)
     ### END SOLUTION

@@ -121,12 +121,13 @@ print(f"data: {dataset}; {recipe['epochs']} epoch(s); "
 # %% [markdown]
 # The arms, same schedule and seed: SGD; SAM (`ρ = 0.05`, Foret et al.'s value for
 # CIFAR-10) from the first epoch; late SAM, switched on for the last eighth of the epochs
-# (Zhou et al.'s late phase; notebook 04); and SSAM (notebook 03), whose ascent is
+# (Zhou et al.'s late phase, notebook 04: 25 of 200 at paper size; at least the last
+# epoch, so one of 12 at lab size, one of 2 at quick size); and SSAM (notebook 03), whose ascent is
 # unnormalized: its `ρ = 0.1` multiplies the gradient, so its perturbation has length
 # `ρ‖g‖` (section 4 prints it, to set beside SAM's 0.05). Lab size: 12 epochs of a cosine
 # schedule let the learning rate decay all the way, so the arms' `λ_max` curves separate
 # as they do in a full run, while four arms still fit a Colab session (SAM and SSAM cost
-# two gradients a step, late SAM one and an eighth: about 6 SGD-runs in all); the
+# two gradients a step, late SAM one for most of its run: about 6 SGD-runs in all); the
 # accuracies stay below the 200-epoch references.
 
 # %%

@@ -301,8 +301,14 @@ def sharpness_and_edges(run, ax=None):
     ax.plot(*series["gd_edge"], "--", color=method_color("sgd"),
             label=f"SGD's edge (2 + 2β)/η, β = {beta}")
     if series["method_edge"][0]:
+        row = get_method(config.method)
+        # What the edge is computed from, beside η (docs/edges.md): ‖g‖ for a normalized
+        # ascent, γ for a renormalized descent, nothing more for USAM.
+        used = [w for w, needed in (("mean mini-batch ‖g‖", row.normalized),
+                                    ("mean γ", row.renormalize)) if needed]
         ax.plot(*series["method_edge"], ":", color=method_color(config.method), lw=2,
-                label=f"{method_label(config.method)}'s edge (mean mini-batch ‖g‖)")
+                label=f"{method_label(config.method)}'s edge"
+                      + (f" ({', '.join(used)})" if used else ""))
     ax.plot(*series["lambda_max"], "o-", color="k", label="λ_max")
     ax.set(xlabel="epoch", ylabel="λ_max", yscale="log")
     outside_legend(ax, fontsize=8)

@@ -235,7 +235,7 @@ REFUSALS = [
                  "method (3,), lr (2,)"),
     ("a run too big for memory", lambda t, m: toy.run(QUAD, "sam", np.full((2000, 2000), 0.1),
                                                       0.1, [1, 1], 500, max_bytes=2**30),
-     MemoryError, "this call needs about 90.8 GiB for 4,000,000 runs of 500 steps"),
+     MemoryError, "this call needs about 180.4 GiB for 4,000,000 runs of 500 steps"),
     ("Playground(steps=1.5)", lambda t, m: Playground(QUAD, steps=1.5), ValueError,
      "steps must be an integer in 1..1000, got 1.5"),
     ("Playground(methods=adam)", lambda t, m: Playground(QUAD, methods=("sam", "adam")),

@@ -192,6 +192,8 @@ MISTAKES = [
      lambda lam, lr, rho: abs(1 + lr * lam * (1 + rho * lam)) < 1, "check the signs"),
     ("usam_contracts", "sign_of_rho",
      lambda lam, lr, rho: abs(1 - lr * lam * (1 - rho * lam)) < 1, "check the signs"),
+    ("usam_contracts", "size_one_counts",
+     lambda lam, lr, rho: abs(1 - lr * lam * (1 + rho * lam)) <= 1, "not contraction"),
     ("sam_perturbation", "per_tensor_norms",
      lambda g, rho: [rho * t / (t.norm() + EPS) for t in g], SAME_NORM),
     ("sam_perturbation", "unnormalized",
@@ -206,6 +208,8 @@ MISTAKES = [
      lambda lr, rho, lam: lr * rho * lam / 2, "small-step limit"),
     ("two_cycle_amplitude", "small_step_swing",
      lambda lr, rho, lam: lr * rho * lam, "peak-to-peak"),
+    ("two_cycle_amplitude", "sign_of_eta_lambda",
+     lambda lr, rho, lam: lr * rho * lam / (2 + lr * lam), "sign of the ηλ term"),
     ("ssam_gamma", "inverted",
      lambda grad_norm, ascent_grad_norm: ascent_grad_norm / (grad_norm + EPS),
      "which norm goes on top"),
@@ -231,6 +235,8 @@ MISTAKES = [
     ("power_iteration", "unnormalized_ratio", power_unnormalized_ratio, "keeps its sign"),
     ("momentum_edge", "momentum_ignored", lambda lr, momentum: 2 / lr, "without momentum"),
     ("momentum_edge", "two_plus_beta", lambda lr, momentum: (2 + momentum) / lr, "z = −1"),
+    ("momentum_edge", "effective_step", lambda lr, momentum: 2 / (lr * (1 - momentum)),
+     "effective step on a constant slope"),
 ]
 
 

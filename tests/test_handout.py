@@ -96,3 +96,15 @@ def test_the_command_says_what_is_wrong_in_one_line(tmp_path, bad, says):
                           "--out", "student"], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and says in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "student").exists()
+
+
+def test_a_source_with_windows_line_endings_gets_its_stubs_too(tmp_path, capsys):
+    crlf = SOURCE.replace("\n", "\r\n")
+    student = student_version(crlf)
+    assert "np.eye" not in student and "pass\r\n" not in student
+    assert "    # YOUR CODE HERE\r\n    raise NotImplementedError()\r\n" in student
+    assert solutions(crlf) == 2 and solutions(student) == 0
+    src = tmp_path / "01_demo.py"
+    src.write_bytes(crlf.encode())
+    assert main([str(src), "--out", str(tmp_path / "student")]) == 0
+    assert "(2 solutions replaced by stubs)" in capsys.readouterr().out

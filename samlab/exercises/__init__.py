@@ -42,6 +42,10 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_TORCH_CHECKS))
+
+
 def _later(name: str):
     """``name``'s check, imported when it is called."""
     def check(fn) -> Verdict:

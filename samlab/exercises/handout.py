@@ -36,7 +36,7 @@ def student_version(source: str, name: str = "source") -> str:
     out: list[str] = []
     begun: int | None = None
     for number, line in enumerate(source.splitlines(keepends=True), 1):
-        m = _MARKER.match(line.rstrip("\n"))
+        m = _MARKER.match(line.rstrip("\r\n"))
         if m is None:
             if begun is None:
                 out.append(line)
@@ -46,8 +46,9 @@ def student_version(source: str, name: str = "source") -> str:
                 raise ValueError(f"{name}, line {number}: {BEGIN} inside the block begun on "
                                  f"line {begun}: close it with {END} first")
             begun = number
-            out += [f"{m['indent']}# YOUR CODE HERE\n",
-                    f"{m['indent']}raise NotImplementedError()\n"]
+            eol = line[len(line.rstrip("\r\n")):] or "\n"  # keep the file's line endings
+            out += [f"{m['indent']}# YOUR CODE HERE{eol}",
+                    f"{m['indent']}raise NotImplementedError(){eol}"]
         else:
             if begun is None:
                 raise ValueError(f"{name}, line {number}: {END} without a {BEGIN} before it")
@@ -60,7 +61,7 @@ def student_version(source: str, name: str = "source") -> str:
 def solutions(source: str) -> int:
     """How many solution blocks ``source`` marks."""
     return sum(1 for line in source.splitlines()
-               if (m := _MARKER.match(line)) and m["marker"] == BEGIN)
+               if (m := _MARKER.match(line.rstrip("\r"))) and m["marker"] == BEGIN)
 
 
 def write_handouts(sources: list[Path], out: Path) -> list[Path]:
@@ -104,8 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    blocks = sum(solutions(src.read_text(encoding="utf-8")) for src in args.sources)
-    print(f"wrote {len(written)} files into {args.out}/ ({blocks} solutions replaced by stubs)")
+    # Counted in what was written: a solution left in a copy would show here.
+    left = sum(solutions(path.read_text(encoding="utf-8")) for path in written
+               if path.suffix == ".py")
+    stubs = sum(path.read_text(encoding="utf-8").count("raise NotImplementedError()")
+                for path in written if path.suffix == ".py")
+    if left:
+        print(f"error: {left} solution blocks were left in the copies", file=sys.stderr)
+        return 2
+    print(f"wrote {len(written)} files into {args.out}/ ({stubs} solutions replaced by stubs)")
     return 0
 
 

@@ -97,17 +97,21 @@ def check_sam_perturbation(fn: Callable) -> Verdict:
 
 
 def _ssam_gamma_cases() -> list[Case]:
-    def case(name, g, a, dtype=torch.float64):
+    def case(name, g, a, dtype=torch.float64, hint=None):
         rtol = 1e-6 if dtype == torch.float32 else 1e-9
         return Case(f"{name}: grad_norm={g}, ascent_grad_norm={a}, {str(dtype)[6:]}",
                     {"grad_norm": torch.tensor(g, dtype=dtype),
-                     "ascent_grad_norm": torch.tensor(a, dtype=dtype)}, rtol=rtol)
+                     "ascent_grad_norm": torch.tensor(a, dtype=dtype)}, rtol=rtol, hint=hint)
 
     return [case("the ascent gradient is longer", 1.3, 2.0),
             case("the ascent gradient is shorter", 0.5, 0.1),
             case("the ascent gradient is longer", 3.0, 4.5, torch.float32),
-            case("a zero ascent gradient", 2.0, 0.0),
-            case("both gradients zero", 0.0, 0.0)]
+            case("a zero ascent gradient", 2.0, 0.0, hint=_ZERO_ASCENT),
+            case("both gradients zero", 0.0, 0.0, hint=_ZERO_ASCENT)]
+
+
+_ZERO_ASCENT = ("where ‖∇L(w_asc)‖ = 0 the guard decides γ: samlab's is 1e-12 added to the "
+                "denominator, as in every division by a norm (docs/methods.md#renormalization)")
 
 
 _WHICH_WAY = ("γ rescales the descent gradient ∇L(w_asc) so that it gets the length of g: "

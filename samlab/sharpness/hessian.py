@@ -27,13 +27,11 @@ HVPMode = Literal["auto", "double_backward", "forward_over_reverse"]
 BN_MODES = ("eval", "train")
 HVP_MODES = ("auto", "double_backward", "forward_over_reverse")
 
-#: What ``mode="auto"`` uses without and with ``compile=True``, from
-#: ``benchmarks/bench_sharpness.py``. Eager on ResNet-20 (CPU) the two ways cost about
-#: the same, 5 gradients (forward-over-reverse a little less with channels_last weights,
-#: a little more with contiguous ones); on a small model torch.func's per-call overhead
-#: makes forward-over-reverse several times slower, and double backward works with any
-#: module autograd can differentiate twice. Compiled, forward-over-reverse costs about
-#: 2.6 gradients, and is the only way that compiles.
+#: What ``mode="auto"`` uses without and with ``compile=True`` (the costs are
+#: ``make bench``'s, docs/sharpness.md#speed): eager, double backward is the cheaper way
+#: on ResNet-20 and much the cheaper on a small model, where torch.func's per-call overhead
+#: dominates, and it works with any module autograd can differentiate twice; compiled,
+#: forward-over-reverse is the only way that compiles.
 AUTO_MODE = {False: "double_backward", True: "forward_over_reverse"}
 
 
@@ -105,7 +103,11 @@ def borrowed(model: nn.Module, params: Sequence[nn.Parameter], bn_mode: str) -> 
                 m.track_running_stats = False
         else:
             for m, _ in tracking:
-                if m.running_mean is not None and m.running_var is not None:
+                # Only the stock BatchNorm: a subclass's or an instance's own forward may
+                # compute something else, and is measured as it is.
+                if (m.running_mean is not None and m.running_var is not None
+                        and type(m).forward is _BatchNorm.forward
+                        and "forward" not in m.__dict__):
                     m.forward = _affine_forward(m)
         for p, _ in requires:
             p.requires_grad_(id(p) in chosen)
@@ -139,6 +141,7 @@ def _affine_forward(bn: _BatchNorm) -> Callable[[torch.Tensor], torch.Tensor]:
     the ones it swaps in.
     """
     def forward(x: torch.Tensor) -> torch.Tensor:
+        bn._check_input_dim(x)  # the module's own check of the input's rank
         scale = torch.rsqrt(bn.running_var + bn.eps)
         if bn.weight is not None:
             scale = bn.weight * scale
@@ -146,7 +149,7 @@ def _affine_forward(bn: _BatchNorm) -> Callable[[torch.Tensor], torch.Tensor]:
         if bn.bias is not None:
             shift = shift + bn.bias
         shape = (1, -1) + (1,) * (x.ndim - 2)
-        return x * scale.view(shape) + shift.view(shape)
+        return x * scale.to(x.dtype).view(shape) + shift.to(x.dtype).view(shape)
 
     return forward
 
@@ -163,19 +166,19 @@ class HessianOperator:
         self.model, self.loss_fn, self.params = model, loss_fn, params
         total = sum(x.shape[0] for x, _ in batches)
         self.batches = [(x, y, x.shape[0] / total) for x, y in batches]
-        self.mode = AUTO_MODE[compile] if mode == "auto" else mode
-        self.sizes = [p.numel() for p in params]
-        self.n = sum(self.sizes)
-        self.dtype, self.device = params[0].dtype, params[0].device
-        self.n_hvp = 0
         #: Whether the products run compiled: False from the start without ``compile``, or
         #: once compiling failed (then :attr:`compile_error` says why and they run eagerly).
         self.compiled = compile and _compile_error is None
         self.compile_error = _compile_error if compile else None
-        if self.mode == "forward_over_reverse":
-            names = {id(p): name for name, p in model.named_parameters()}
-            self.names = [names[id(p)] for p in params]
-            self.product = _compiled_product() if self.compiled else _forward_over_reverse
+        self.requested_mode = mode
+        self.mode = AUTO_MODE[self.compiled] if mode == "auto" else mode
+        self.sizes = [p.numel() for p in params]
+        self.n = sum(self.sizes)
+        self.dtype, self.device = params[0].dtype, params[0].device
+        self.n_hvp = 0
+        names = {id(p): name for name, p in model.named_parameters()}
+        self.names = [names[id(p)] for p in params]
+        self.product = _compiled_product() if self.compiled else _forward_over_reverse
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         tangents = [_shaped_like(t, p) for t, p in zip(v.split(self.sizes), self.params)]
@@ -198,18 +201,24 @@ class HessianOperator:
             if not self.compiled or self.n_hvp:
                 raise
             # Compiling can fail where running cannot (no C++ compiler on the machine, an
-            # operation the compiler does not know): measure eagerly, and say so once.
+            # operation the compiler does not know). The same product eagerly tells which:
+            # if it fails too, the error is the model's or the loss's, and is raised as such.
+            eager = _forward_over_reverse(*args)
             self._give_up_compiling(error)
-            hv = self.product(*args)
+            return [eager[n] for n in self.names]
         return [hv[n] for n in self.names]
 
     def _give_up_compiling(self, error: Exception) -> None:
+        """Run eagerly from now on (this process: restart it to try again), and say why."""
         global _compile_error
-        _compile_error = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
+        lines = str(error).strip().splitlines()
+        _compile_error = f"{type(error).__name__}: {lines[0][:200] if lines else ''}".rstrip(": ")
         warnings.warn(f"samlab.sharpness: torch.compile failed ({_compile_error}); Hessian-"
-                      "vector products run eagerly from now on", RuntimeWarning, stacklevel=4)
+                      "vector products run eagerly from now on", RuntimeWarning, stacklevel=5)
         self.compiled, self.compile_error = False, _compile_error
         self.product = _forward_over_reverse
+        if self.requested_mode == "auto":  # eager, double backward is the cheaper way
+            self.mode = AUTO_MODE[False]
 
 
 def scalar_loss(loss) -> torch.Tensor:
@@ -246,9 +255,9 @@ _compiled = None
 _compile_error: str | None = None
 
 #: What compiling buys, for :func:`compile_pays_off`, from ``make bench`` (ResNet-20 on a
-#: 2-core CPU): a compiled product costs about 0.6 of an eager one, after a first call
-#: that compiles for 20-40 s. Taken as 0.65 and 60 s, to err on the side of not compiling.
-COMPILED_SHARE, COMPILE_SECONDS = 0.65, 60.0
+#: 2-core CPU): a compiled product costs about 0.63 of an eager one, after a first call
+#: that compiles for 20-40 s. Taken as 0.7 and 60 s, to err on the side of not compiling.
+COMPILED_SHARE, COMPILE_SECONDS = 0.7, 60.0
 
 
 def compile_pays_off(eager_seconds: float, measurements_left: int) -> bool:
@@ -256,6 +265,8 @@ def compile_pays_off(eager_seconds: float, measurements_left: int) -> bool:
     come would save more time than it costs, when one eager measurement took
     ``eager_seconds``: ``left · (1 − share) · t > compile time`` (docs/sharpness.md#speed).
     """
+    eager_seconds = validate.number("eager_seconds", eager_seconds, low=0.0)
+    measurements_left = validate.integer("measurements_left", measurements_left, low=0)
     return measurements_left * (1.0 - COMPILED_SHARE) * eager_seconds > COMPILE_SECONDS
 
 
@@ -263,10 +274,9 @@ def _compiled_product():
     """``_forward_over_reverse`` through ``torch.compile``, built once per process.
 
     Compiling fuses the many elementwise operations of the tangent passes around the
-    convolutions (ResNet-20 on this CPU: about 2.6 instead of 5 gradients per product),
-    at the price of one compilation per model, mode and batch shape (a minute or so;
-    past torch._dynamo's recompile limit, 8, it runs eagerly). Give the subset equal
-    batches (``n`` a multiple of ``batch_size``) to compile once.
+    convolutions (docs/sharpness.md#speed), at the price of one compilation per model,
+    mode and batch shape (past torch._dynamo's recompile limit, 8, it runs eagerly). Give
+    the subset equal batches (``n`` a multiple of ``batch_size``) to compile once.
     """
     global _compiled
     if _compiled is None:

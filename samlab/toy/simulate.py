@@ -152,9 +152,13 @@ MEMORY_SHARE = 0.5
 
 def _check_memory(n_runs: int, steps: int, record: bool, max_bytes: int | None) -> None:
     """Refuse, before allocating, a call whose arrays would not fit."""
-    # Recorded: positions (2), loss, ‖g‖, ‖∇f(w_asc)‖, γ per step and run; plus about 40
-    # arrays per run of working state either way.
-    need = 8 * n_runs * ((6 * (steps + 1) if record else 0) + 40)
+    # Recorded: positions (2), loss, ‖g‖, ‖∇f(w_asc)‖, γ per step and run, held in per-step
+    # lists until they are stacked at the end, when lists and arrays coexist: twice that,
+    # plus a NumPy object of ~100 bytes per list entry. Plus about 40 arrays per run of
+    # working state either way.
+    need = 8 * n_runs * ((12 * (steps + 1) if record else 0) + 40)
+    if record:
+        need += 5 * 100 * (steps + 1)
     limit = max_bytes if max_bytes is not None else int(MEMORY_SHARE * _available_memory())
     if need > limit:
         way_out = ("keep only outcomes with toy.phase_diagram, or fewer runs or steps"

@@ -7,6 +7,7 @@ reads them when the trainer looks (every ``CHECK_EVERY`` steps, and once per epo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -150,6 +151,7 @@ def measure_sharpness(model: nn.Module, batches: list[tuple[torch.Tensor, torch.
 
     loss_fn = nn.CrossEntropyLoss()
     k = min(config.sharpness_k, sum(p.numel() for p in model.parameters()))
+    t = time.perf_counter()
     eig = sharpness.top_eigenvalues(model, loss_fn, batches, k=k,
                                     bn_mode=config.sharpness_bn_mode, seed=config.seed,
                                     compile=compile)
@@ -158,11 +160,13 @@ def measure_sharpness(model: nn.Module, batches: list[tuple[torch.Tensor, torch.
                            "sharpness_hvps": eig.n_hvp,
                            "sharpness_converged": bool(eig.converged),
                            "sharpness_bn_mode": config.sharpness_bn_mode,
-                           "sharpness_compiled": eig.compiled}
+                           "sharpness_compiled": eig.compiled,
+                           "lambda_max_time": time.perf_counter() - t}
     if eig.compile_error:
         out["sharpness_compile_error"] = eig.compile_error
     if config.trace_probes:
         tr = sharpness.hessian_trace(model, loss_fn, batches, n_probes=config.trace_probes,
-                                     seed=config.seed, bn_mode=config.sharpness_bn_mode)
+                                     seed=config.seed, bn_mode=config.sharpness_bn_mode,
+                                     compile=eig.compiled)
         out.update(trace=float(tr.estimate), trace_stderr=float(tr.stderr))
     return out

@@ -321,12 +321,13 @@ class Trainer:
         return evaluate(self.model, batches, self.placement.autocast, self.device,
                         self.world_size)
 
-    def measure_sharpness(self, measurements_left: int = 0) -> dict[str, Any]:
+    def measure_sharpness(self, measurements_left: int | None = None) -> dict[str, Any]:
         """Top-k Hessian eigenvalues (and trace) on the fixed training subset, with the
-        seconds it took (``sharpness_time``).
+        seconds it took (``sharpness_time``; ``lambda_max_time`` for the eigenvalues alone).
 
-        With ``sharpness_compile="auto"`` the first measurement runs eagerly, and its time
-        decides, once, whether the ``measurements_left`` after it compile their products
+        With ``sharpness_compile="auto"`` the first measurement of the schedule (one given
+        ``measurements_left``) runs eagerly, and its eigenvalues' time decides, once,
+        whether the measurements left compile their products
         (:func:`samlab.sharpness.compile_pays_off`, docs/sharpness.md#speed).
         """
         cfg = self.config
@@ -337,10 +338,11 @@ class Trainer:
         t = time.perf_counter()
         out = measure_sharpness(self.model, self._hessian_batches, cfg, compile=compile)
         out["sharpness_time"] = time.perf_counter() - t
-        if cfg.sharpness_compile == "auto" and self._compile_hvps is None:
+        if (cfg.sharpness_compile == "auto" and self._compile_hvps is None
+                and measurements_left is not None):
             from ..sharpness import compile_pays_off
 
-            self._compile_hvps = compile_pays_off(out["sharpness_time"], measurements_left)
+            self._compile_hvps = compile_pays_off(out["lambda_max_time"], measurements_left)
         return out
 
     def _log_step(self, epoch: int, step: int, loss: torch.Tensor) -> None:

@@ -32,3 +32,18 @@ def test_a_failed_compilation_falls_back_to_eager_products_and_says_why(monkeypa
                                                            rel=1e-10)
     again = sharpness.top_eigenvalues(model, F.cross_entropy, batches, compile=True)
     assert not again.compiled and again.compile_error == fell_back.compile_error
+
+
+def test_an_error_of_the_loss_is_raised_as_it_is_not_blamed_on_the_compiler(monkeypatch):
+    """The first compiled product fails, and so does the eager one: the model's or the
+    loss's error, raised as such; compiling is not given up for it."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("compiled: whatever")
+
+    monkeypatch.setattr(hessian, "_compiled_product", lambda: broken)
+    monkeypatch.setattr(hessian, "_compile_error", None)
+    model, batches = tiny_mlp(), tiny_batches()
+    with pytest.raises(ValueError, match="loss_fn must return a scalar"):
+        sharpness.top_eigenvalues(model, lambda out, y: F.cross_entropy(out, y, reduction="none"),
+                                  batches, compile=True)
+    assert hessian._compile_error is None

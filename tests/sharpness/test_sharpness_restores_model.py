@@ -157,24 +157,43 @@ def test_dropout_is_off_during_a_measurement_even_in_a_training_model():
 
 
 def test_eval_batchnorm_is_measured_as_its_affine_map_and_its_forward_given_back():
-    """In eval mode BatchNorm runs as ``x·s + (β − μ·s)`` during a measurement (its double
-    backward is then elementwise); afterwards each module has its own forward again, and a
-    forward the user set on an instance is put back as it was."""
-    model, batches = tiny_mlp(batch_norm=True), tiny_batches()
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
-    mine = bns[0].forward = lambda x: nn.BatchNorm1d.forward(bns[0], x)
+    """In eval mode torch's BatchNorm runs as ``x·s + (β − μ·s)`` during a measurement (its
+    double backward is then elementwise); afterwards each module has its own forward again.
+    A forward the user set on an instance is left alone, during and after."""
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 8),
+                          nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 4)).double()
+    with torch.no_grad():
+        for bn in (model[1], model[4]):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-1, 1)
+    mine = model[4].forward = lambda x: nn.BatchNorm1d.forward(model[4], x)
     seen = []
-    model.register_forward_hook(lambda m, i, o: seen.append([b.forward for b in bns]))
+    model.register_forward_hook(lambda m, i, o: seen.append((model[1].forward,
+                                                             model[4].forward)))
+    batches = tiny_batches()
     v = torch.ones(n_params(model), dtype=torch.float64)
     sharpness.hvp(model, F.cross_entropy, batches, v, bn_mode="eval")
-    assert seen and all(f is not mine and "_affine_forward" in f.__qualname__ for f in seen[0])
-    assert bns[0].__dict__["forward"] is mine
-    assert all("forward" not in b.__dict__ for b in bns[1:])
-    x = batches[0][0]
-    model.eval()
+    assert seen and "_affine_forward" in seen[0][0].__qualname__ and seen[0][1] is mine
+    assert "forward" not in model[1].__dict__ and model[4].__dict__["forward"] is mine
+
+
+@pytest.mark.parametrize("bn, x", [
+    (nn.BatchNorm1d(5), torch.randn(7, 5)),
+    (nn.BatchNorm2d(5), torch.randn(7, 5, 4, 3)),
+    (nn.BatchNorm2d(5, affine=False), torch.randn(7, 5, 4, 3)),
+    (nn.BatchNorm2d(5), torch.randn(7, 5, 4, 3).contiguous(memory_format=torch.channels_last)),
+], ids=["1d", "2d", "2d-no-affine", "2d-channels-last"])
+def test_the_affine_map_is_eval_batchnorm(bn, x):
+    bn = bn.double().eval()
+    x = x.double()
     with torch.no_grad():
-        for bn in bns:
-            h = torch.randn(x.shape[0], bn.num_features, dtype=torch.float64)
-            torch.testing.assert_close(_affine_forward(bn)(h), F.batch_norm(
-                h, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps),
-                rtol=1e-12, atol=1e-12)
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        if bn.affine:
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-1, 1)
+        torch.testing.assert_close(_affine_forward(bn)(x), bn(x), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="expected 4D input"):
+        _affine_forward(nn.BatchNorm2d(5).eval())(torch.randn(5, 4, 3))

@@ -20,7 +20,12 @@ def compiled_flags(tmp_path, name: str, **overrides) -> list[bool]:
                            sharpness_subset=64, **overrides)
     Trainer(config, progress=False).fit()
     records = read_jsonl(tmp_path / name / "metrics.jsonl")
-    assert all(r["sharpness_time"] > 0 and r["lambda_max"] > 0 for r in records)
+    assert all(r["sharpness_time"] >= r["lambda_max_time"] > 0 and r["lambda_max"] > 0
+               for r in records)
+    failed = next((r["sharpness_compile_error"] for r in records
+                   if "sharpness_compile_error" in r), None)
+    if failed:  # compiling is impossible here: the fallback's own test covers that case
+        pytest.skip(f"torch.compile does not work on this machine: {failed}")
     return [r["sharpness_compiled"] for r in records]
 
 
@@ -40,9 +45,21 @@ def test_always_and_never_do_as_they_say(tmp_path, setting, flags):
     assert compiled_flags(tmp_path, setting, sharpness_compile=setting) == flags
 
 
-@pytest.mark.parametrize("seconds, left, pays", [(100.0, 2, True), (100.0, 1, False),
-                                                 (1.0, 100, False), (0.0, 10**6, False)])
-def test_compiling_pays_when_the_time_it_saves_exceeds_what_it_costs(seconds, left, pays):
-    saved = left * (1 - hessian.COMPILED_SHARE) * seconds
-    assert (saved > hessian.COMPILE_SECONDS) == pays
+@pytest.mark.parametrize("seconds, left, pays", [(10.0, 3, True), (10.0, 2, False),
+                                                 (1.0, 19, False), (1.0, 21, True),
+                                                 (0.0, 10**6, False), (10**6, 0, False)])
+def test_compiling_pays_when_the_time_it_saves_exceeds_what_it_costs(seconds, left, pays,
+                                                                     monkeypatch):
+    # Compiled products at half the cost, a compilation of 10 s: each eager second of a
+    # measurement left saves half a second.
+    monkeypatch.setattr(hessian, "COMPILED_SHARE", 0.5)
+    monkeypatch.setattr(hessian, "COMPILE_SECONDS", 10.0)
     assert sharpness.compile_pays_off(seconds, left) == pays
+
+
+@pytest.mark.parametrize("args, says", [((-1.0, 3), "eager_seconds"),
+                                        ((1.0, -1), "measurements_left"),
+                                        ((float("nan"), 3), "eager_seconds")])
+def test_compile_pays_off_refuses_what_is_not_a_time_or_a_count(args, says):
+    with pytest.raises(ValueError, match=says):
+        sharpness.compile_pays_off(*args)
