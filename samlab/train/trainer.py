@@ -425,6 +425,9 @@ class Trainer:
                                                           self._w_switch)}
                          if self._w_switch is not None and epoch < self.config.epochs
                          else None),
+            # sharpness_compile="auto"'s decision, so that a resumed run measures as the
+            # uninterrupted one would (compiled products round differently).
+            "compile_hvps": self._compile_hvps,
         })
 
     def _load(self) -> None:
@@ -444,6 +447,7 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
         self.start_epoch, self.start_batch = int(state["epoch"]), int(state["batch"])
         self._resume_sums = state["sums"]
+        self._compile_hvps = state.get("compile_hvps")
         if state.get("w_switch") is not None:
             w = state["w_switch"]
             self._w_switch = [w[name].to(self.device) for name, _ in self.model.named_parameters()]

@@ -11,6 +11,7 @@ from train_truth import read_jsonl
 from samlab import sharpness
 from samlab.sharpness import hessian
 from samlab.train import Trainer
+from samlab.train.trainer import Callback
 
 EPOCHS = 3
 
@@ -63,3 +64,23 @@ def test_compiling_pays_when_the_time_it_saves_exceeds_what_it_costs(seconds, le
 def test_compile_pays_off_refuses_what_is_not_a_time_or_a_count(args, says):
     with pytest.raises(ValueError, match=says):
         sharpness.compile_pays_off(*args)
+
+
+def test_a_resumed_run_keeps_the_decision_of_the_run_it_continues(tmp_path, monkeypatch):
+    """Compiled and eager products round differently: a run stopped after auto decided
+    must not decide again (eagerly, from its first measurement after the resume)."""
+    monkeypatch.setattr(hessian, "COMPILE_SECONDS", 0.0)
+    config = digits_config(tmp_path, "resumed", epochs=EPOCHS, sharpness_every=1,
+                           sharpness_subset=64, sharpness_compile="auto")
+    class StopAfterEpoch1(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 1:
+                trainer.request_stop()
+
+    stopped = Trainer(config, progress=False, callbacks=[StopAfterEpoch1()]).fit()
+    assert stopped.status != "completed" and stopped.epochs_done == 2
+    assert Trainer(config, resume=True, progress=False).fit().status == "completed"
+    records = read_jsonl(tmp_path / "resumed" / "metrics.jsonl")
+    if any("sharpness_compile_error" in r for r in records):
+        pytest.skip("torch.compile does not work on this machine")
+    assert [r["sharpness_compiled"] for r in records] == [False, True, True]
