@@ -306,7 +306,9 @@ def sharpness_and_edges(run, ax=None):
         # ascent, γ for a renormalized descent, nothing more for USAM.
         used = [w for w, needed in (("mean mini-batch ‖g‖", row.normalized),
                                     ("mean γ", row.renormalize)) if needed]
+        # A marker too, so that an edge of one epoch (a short late phase) is visible.
         ax.plot(*series["method_edge"], ":", color=method_color(config.method), lw=2,
+                marker="_", markersize=12,
                 label=f"{method_label(config.method)}'s edge"
                       + (f" ({', '.join(used)})" if used else ""))
     ax.plot(*series["lambda_max"], "o-", color="k", label="λ_max")
