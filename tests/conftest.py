@@ -24,6 +24,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread for the test. Tiny models run faster on one, and their
+    time stays steady on a busy 2-core machine, where idle OpenMP threads waiting on a
+    loaded core can make a microsecond operation take milliseconds (oversubscription).
+    The sharpness and trainer tests use it throughout (their conftest.py)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

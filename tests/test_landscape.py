@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from batchnorm_truth import scramble_batchnorm
 from torch import nn
 
 from samlab.landscape import LinePath, distance, interpolate
@@ -21,13 +22,8 @@ IN, HIDDEN, CLASSES = 6, 10, 4
 BATCH_SIZES = (9, 6, 5)  # unequal, so per-example weighting matters
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny float64 models: one intra-op thread is faster, and steady on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny float64 models: one intra-op thread is faster, and steady on a busy machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- a linear least-squares model: L(w) = mean((Xw − y)²), a quadratic in α -------------
@@ -98,13 +94,7 @@ def bn_mlp(seed: int) -> nn.Module:
     those of the data (so that the three modes differ)."""
     torch.manual_seed(seed)
     model = mlp(IN, HIDDEN, CLASSES, batch_norm=True).double()
-    bn = model[2]
-    with torch.no_grad():
-        bn.running_mean.uniform_(-0.5, 0.5)
-        bn.running_var.uniform_(0.5, 2.0)
-        bn.weight.uniform_(0.5, 1.5)
-        bn.bias.uniform_(-0.2, 0.2)
-        bn.num_batches_tracked.fill_(7)
+    scramble_batchnorm(model[2])
     return model
 
 

@@ -1,16 +1,11 @@
-"""The sharpness tests run tiny float64 models: one intra-op thread is faster for them, and
-keeps their time steady on a busy machine (idle OpenMP threads waiting on a loaded core
-can make a microsecond operation take milliseconds)."""
+"""The sharpness tests run tiny float64 models, each on one torch thread (the
+``one_thread`` fixture of tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(threads)

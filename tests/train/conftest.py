@@ -5,18 +5,13 @@ from __future__ import annotations
 import signal
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
+def _one_thread(one_thread):
     """One intra-op thread for the tests' own torch code (the trainer already trains
-    models under 200k parameters on one): on a busy 2-core machine two threads are
-    several times slower (oversubscription)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    models under 200k parameters on one): tests/conftest.py's ``one_thread``."""
     yield
-    torch.set_num_threads(before)
 
 
 class SigintGuard:
