@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from batchnorm_truth import scramble_batchnorm
 from torch import nn
 from torch.func import functional_call, hessian
 
@@ -27,13 +28,7 @@ def tiny_mlp(batch_norm: bool = False, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     model = mlp(IN, HIDDEN, CLASSES, batch_norm=batch_norm).double()
     if batch_norm:
-        bn = model[2]
-        with torch.no_grad():
-            bn.running_mean.uniform_(-0.5, 0.5)
-            bn.running_var.uniform_(0.5, 2.0)
-            bn.weight.uniform_(0.5, 1.5)
-            bn.bias.uniform_(-0.2, 0.2)
-            bn.num_batches_tracked.fill_(7)
+        scramble_batchnorm(model[2])
     return model
 
 
