@@ -32,11 +32,9 @@ from .lab import (
     LR_HANDLE,
     PLOT,
     chromium_page,
-    open_notebook,
-    run_all_cells,
+    open_and_run_all,
     start_lab,
     stop_lab,
-    wait_for_all_cells,
     wait_for_widgets,
 )
 
@@ -125,9 +123,7 @@ def _drag(page) -> tuple[float, int]:
 def measure(notebook: str, lab_server) -> dict:
     with chromium_page(CHROMIUM) as lab_page:
         page = lab_page.page
-        open_notebook(lab_page, lab_server, notebook)
-        run_all_cells(lab_page)
-        wait_for_all_cells(lab_page, lab_server, 480)
+        open_and_run_all(lab_page, lab_server, notebook)
         wait_for_widgets(page, 30)
         page.evaluate(INSTRUMENT_JS, PLOT)
         cpu0, t0 = _foreign_cpu_seconds(), time.monotonic()

@@ -503,6 +503,15 @@ def wait_for_all_cells(lab_page: Any, lab_server: Any, timeout_s: float) -> dict
     return state
 
 
+def open_and_run_all(lab_page: LabPage, lab_server: LabServer, notebook: str,
+                     timeout_s: float = RUN_ALL_TIMEOUT_S) -> dict:
+    """Open ``notebook`` in a fresh workspace, Run All Cells, and wait until every cell has
+    run (:func:`wait_for_all_cells`); returns the notebook's state in the page."""
+    open_notebook(lab_page, lab_server, notebook)
+    run_all_cells(lab_page)
+    return wait_for_all_cells(lab_page, lab_server, timeout_s)
+
+
 def wait_for_widgets(page: Any, timeout_s: float) -> dict:
     """Wait until the playground's FigureWidget, and every other widget, has rendered."""
     state: dict = {}

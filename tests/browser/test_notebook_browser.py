@@ -28,16 +28,13 @@ from benchmarks.lab import (
     PLOT,
     PLOT_CHANGE_TIMEOUT_S,
     PLOT_TRACES_JS,
-    RUN_ALL_TIMEOUT_S,
     SLIDER_KEY_PRESSES,
     WIDGET_TIMEOUT_S,
     LabError,
-    open_notebook,
+    open_and_run_all,
     poll,
     read_readout,
-    run_all_cells,
     screenshot,
-    wait_for_all_cells,
     wait_for_kernel_idle,
     wait_for_widgets,
     wait_until_stable,
@@ -74,20 +71,30 @@ class Diagnostics:
 
 
 @contextmanager
-def explained_failures(diagnostics: Diagnostics) -> Iterator[None]:
-    """Re-raise any failure as a pytest failure that carries the diagnostics."""
+def explained_failures(lab_page: Any, lab_server: Any, screenshot_to: Path,
+                       show: str | None = None) -> Iterator[None]:
+    """On any failure: a screenshot of the page (scrolled to ``show``, a selector, if the
+    page has it) to ``screenshot_to``, then a pytest failure that carries the diagnostics."""
     try:
         yield
-    except pytest.fail.Exception as failure:
-        message = failure.msg
-    except LabError as failure:
-        message = str(failure)
-    except Exception as error:  # Playwright timeouts, assertion errors, ...
-        message = f"{type(error).__name__}: {error}"
-    else:
-        return
-    # `from None`: the report replaces the original error, it does not chain to it.
-    raise pytest.fail.Exception(f"{message}\n\n{diagnostics.report()}", pytrace=False) from None
+    except BaseException as error:
+        if not isinstance(error, (Exception, pytest.fail.Exception)):
+            raise  # KeyboardInterrupt and the like
+        if show is not None:
+            try:
+                lab_page.page.locator(show).first.scroll_into_view_if_needed(timeout=2000)
+            except Exception:
+                pass  # not there: the page as it is
+        screenshot(lab_page.page, screenshot_to)
+        if isinstance(error, pytest.fail.Exception):
+            message = error.msg
+        elif isinstance(error, LabError):
+            message = str(error)
+        else:  # Playwright timeouts, assertion errors, ...
+            message = f"{type(error).__name__}: {error}"
+        # `from None`: the report replaces the original error, it does not chain to it.
+        report = Diagnostics(lab_server, lab_page).report()
+        raise pytest.fail.Exception(f"{message}\n\n{report}", pytrace=False) from None
 
 
 def drag_ends_showing_the_final_values(page: Any, lab_server: Any, lab_page: Any) -> None:
@@ -136,73 +143,61 @@ def test_playground_slider_redraws_trajectories(notebook, lab_page, lab_server, 
     page = lab_page.page
     for old in artifacts_dir.glob(f"{notebook}_*.png"):
         old.unlink()
-    failed = True
-    with explained_failures(Diagnostics(lab_server, lab_page)):
-        try:
-            # ?reset: a fresh workspace, not the one the previous notebook's test left (which
-            # would reopen that notebook, with its kernel and widgets, beside this one).
-            open_notebook(lab_page, lab_server, notebook)
+    with explained_failures(lab_page, lab_server, artifacts_dir / f"{notebook}_failure.png",
+                            show=PLAYGROUND):
+        # A fresh workspace, not the one the previous notebook's test left (which would
+        # reopen that notebook, with its kernel and widgets, beside this one).
+        state = open_and_run_all(lab_page, lab_server, notebook)
+        assert len(state["prompts"]) > 1, f"too few code cells: {state['prompts']}"
+        widgets = wait_for_widgets(page, WIDGET_TIMEOUT_S)
+        assert widgets["plots_with_data"] >= NOTEBOOKS[notebook], (
+            f"too few plotly plots rendered: {widgets}")
 
-            run_all_cells(lab_page)
-            state = wait_for_all_cells(lab_page, lab_server, RUN_ALL_TIMEOUT_S)
-            assert len(state["prompts"]) > 1, f"too few code cells: {state['prompts']}"
-            widgets = wait_for_widgets(page, WIDGET_TIMEOUT_S)
-            assert widgets["plots_with_data"] >= NOTEBOOKS[notebook], (
-                f"too few plotly plots rendered: {widgets}")
+        playground = page.locator(PLAYGROUND)
+        playground.scroll_into_view_if_needed()
+        before = page.evaluate(PLOT_TRACES_JS, PLOT)
+        readout = page.locator(LR_READOUT)
+        readout_before = read_readout(readout)
+        assert before and any(t["x"] for t in before), f"no line traces with data: {before}"
+        screenshot(page, artifacts_dir / f"{notebook}_before.png")
 
-            playground = page.locator(PLAYGROUND)
-            playground.scroll_into_view_if_needed()
-            before = page.evaluate(PLOT_TRACES_JS, PLOT)
-            readout = page.locator(LR_READOUT)
-            readout_before = read_readout(readout)
-            assert before and any(t["x"] for t in before), f"no line traces with data: {before}"
-            screenshot(page, artifacts_dir / f"{notebook}_before.png")
+        handle = page.locator(LR_HANDLE)
+        handle.focus()
+        for _ in range(SLIDER_KEY_PRESSES):
+            handle.press("ArrowRight")
+            page.wait_for_timeout(50)
 
-            handle = page.locator(LR_HANDLE)
-            handle.focus()
-            for _ in range(SLIDER_KEY_PRESSES):
-                handle.press("ArrowRight")
-                page.wait_for_timeout(50)
+        after = poll(
+            lambda: (t := page.evaluate(PLOT_TRACES_JS, PLOT)) and t != before and t,
+            PLOT_CHANGE_TIMEOUT_S,
+        )
+        if after:  # each key press re-ran the playground: wait for the last redraw
+            wait_for_kernel_idle(lab_page, lab_server, timeout_s=PLOT_CHANGE_TIMEOUT_S)
+            after = wait_until_stable(page, after, PLOT_CHANGE_TIMEOUT_S)
+        readout_after = read_readout(readout)
+        playground.scroll_into_view_if_needed()
+        screenshot(page, artifacts_dir / f"{notebook}_after.png")
 
-            after = poll(
-                lambda: (t := page.evaluate(PLOT_TRACES_JS, PLOT)) and t != before and t,
-                PLOT_CHANGE_TIMEOUT_S,
-            )
-            if after:  # each key press re-ran the playground: wait for the last redraw
-                wait_for_kernel_idle(lab_page, lab_server, timeout_s=PLOT_CHANGE_TIMEOUT_S)
-                after = wait_until_stable(page, after, PLOT_CHANGE_TIMEOUT_S)
-            readout_after = read_readout(readout)
-            playground.scroll_into_view_if_needed()
-            screenshot(page, artifacts_dir / f"{notebook}_after.png")
-
-            assert readout_after != readout_before, (
-                f"the lr readout did not change after {SLIDER_KEY_PRESSES} × ArrowRight on the "
-                f"slider handle: {readout_before!r}"
-            )
-            assert float(readout_after) > float(readout_before), (readout_before, readout_after)
-            assert after, (
-                f"the plot's line traces did not change within {PLOT_CHANGE_TIMEOUT_S} s after "
-                f"the lr slider moved from {readout_before} to {readout_after}: the slider's "
-                "value did not reach the kernel, or the new runs did not reach the FigureWidget"
-            )
-            paths_before = [t for t in before if "markers" in t["mode"]]
-            paths_after = [t for t in after if "markers" in t["mode"]]
-            assert [t["name"] for t in paths_after] == [t["name"] for t in paths_before]
-            assert any(a != b for a, b in zip(paths_before, paths_after)), (
-                "only the loss curves changed, not the trajectories"
-            )
-            final = page.evaluate(NOTEBOOK_STATE_JS)
-            assert not final["errors"], f"error outputs after the slider moved: {final['errors']}"
-            drag_ends_showing_the_final_values(page, lab_server, lab_page)
-            save_and_check_the_pair(page, lab_server.root_dir / f"{notebook}.ipynb")
-            failed = False
-        finally:
-            if failed:
-                try:  # show the playground if there is one; else the page as it is
-                    page.locator(PLAYGROUND).first.scroll_into_view_if_needed(timeout=2000)
-                except Exception:
-                    pass
-                screenshot(page, artifacts_dir / f"{notebook}_failure.png")
+        assert readout_after != readout_before, (
+            f"the lr readout did not change after {SLIDER_KEY_PRESSES} × ArrowRight on the "
+            f"slider handle: {readout_before!r}"
+        )
+        assert float(readout_after) > float(readout_before), (readout_before, readout_after)
+        assert after, (
+            f"the plot's line traces did not change within {PLOT_CHANGE_TIMEOUT_S} s after "
+            f"the lr slider moved from {readout_before} to {readout_after}: the slider's "
+            "value did not reach the kernel, or the new runs did not reach the FigureWidget"
+        )
+        paths_before = [t for t in before if "markers" in t["mode"]]
+        paths_after = [t for t in after if "markers" in t["mode"]]
+        assert [t["name"] for t in paths_after] == [t["name"] for t in paths_before]
+        assert any(a != b for a, b in zip(paths_before, paths_after)), (
+            "only the loss curves changed, not the trajectories"
+        )
+        final = page.evaluate(NOTEBOOK_STATE_JS)
+        assert not final["errors"], f"error outputs after the slider moved: {final['errors']}"
+        drag_ends_showing_the_final_values(page, lab_server, lab_page)
+        save_and_check_the_pair(page, lab_server.root_dir / f"{notebook}.ipynb")
 
 
 # The live dashboard's panels: every plotly plot in the page whose λ_max panel has points.
@@ -224,26 +219,18 @@ def test_notebook_05_trains_with_live_dashboards_that_draw_sharpness_and_edges(
     """Notebook 05 in quick mode: each arm's LiveDashboard renders and holds its λ_max
     points and its stability edges once Run All has finished."""
     page, notebook = lab_page.page, "05_resnet20_cifar10_live"
-    failed = True
-    with explained_failures(Diagnostics(lab_server, lab_page)):
-        try:
-            open_notebook(lab_page, lab_server, notebook)
-            run_all_cells(lab_page)
-            state = wait_for_all_cells(lab_page, lab_server, RUN_ALL_TIMEOUT_S)
-            assert not state["errors"], f"error outputs: {state['errors']}"
-            boards = poll(lambda: (b := page.evaluate(DASHBOARDS_JS))
-                          and sum(d["lambda_points"] > 0 for d in b) >= 3 and b,
-                          WIDGET_TIMEOUT_S)
-            shown = page.evaluate(DASHBOARDS_JS)
-            assert boards, f"three dashboards with λ_max points expected, the page shows {shown}"
-            assert all(d["edge_points"] > 0 for d in boards if d["lambda_points"]), boards
-            page.locator(".jp-OutputArea-output .js-plotly-plot").first\
-                .scroll_into_view_if_needed()
-            screenshot(page, artifacts_dir / f"{notebook}_dashboards.png")
-            failed = False
-        finally:
-            if failed:
-                screenshot(page, artifacts_dir / "failure.png")
+    with explained_failures(lab_page, lab_server, artifacts_dir / "failure.png"):
+        state = open_and_run_all(lab_page, lab_server, notebook)
+        assert not state["errors"], f"error outputs: {state['errors']}"
+        boards = poll(lambda: (b := page.evaluate(DASHBOARDS_JS))
+                      and sum(d["lambda_points"] > 0 for d in b) >= 3 and b,
+                      WIDGET_TIMEOUT_S)
+        shown = page.evaluate(DASHBOARDS_JS)
+        assert boards, f"three dashboards with λ_max points expected, the page shows {shown}"
+        assert all(d["edge_points"] > 0 for d in boards if d["lambda_points"]), boards
+        page.locator(".jp-OutputArea-output .js-plotly-plot").first\
+            .scroll_into_view_if_needed()
+        screenshot(page, artifacts_dir / f"{notebook}_dashboards.png")
 
 
 # The output text of the code cell whose source holds ``marker`` (its last output area).
@@ -280,33 +267,25 @@ def test_a_student_fills_in_an_exercise_and_its_check_passes(lab_page, lab_serve
     for path in written:  # one mtime for the pair, as jupytext expects of a fresh copy
         os.utime(path, (now, now))
     page = lab_page.page
-    failed = True
-    with explained_failures(Diagnostics(lab_server, lab_page)):
-        try:
-            open_notebook(lab_page, lab_server, "student/01_sam_on_a_saddle")
-            run_all_cells(lab_page)
-            wait_for_all_cells(lab_page, lab_server, RUN_ALL_TIMEOUT_S)
-            cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").filter(
-                has_text="def usam_matrix")
-            cell.scroll_into_view_if_needed()
-            stub_said = page.evaluate(CELL_OUTPUT_JS, "def usam_matrix")
-            assert stub_said and "usam_matrix: not attempted yet" in stub_said, stub_said
-            assert "Traceback" not in stub_said, stub_said
-            assert not page.evaluate(NOTEBOOK_STATE_JS)["errors"]
+    with explained_failures(lab_page, lab_server, artifacts_dir / "student_01_failure.png"):
+        open_and_run_all(lab_page, lab_server, "student/01_sam_on_a_saddle")
+        cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").filter(
+            has_text="def usam_matrix")
+        cell.scroll_into_view_if_needed()
+        stub_said = page.evaluate(CELL_OUTPUT_JS, "def usam_matrix")
+        assert stub_said and "usam_matrix: not attempted yet" in stub_said, stub_said
+        assert "Traceback" not in stub_said, stub_said
+        assert not page.evaluate(NOTEBOOK_STATE_JS)["errors"]
 
-            editor = cell.locator(".jp-InputArea-editor .cm-content")
-            editor.click()
-            page.keyboard.press("Control+a")
-            page.keyboard.insert_text(STUDENT_ANSWER)
-            page.keyboard.press("Shift+Enter")
-            said = poll(lambda: (t := page.evaluate(CELL_OUTPUT_JS, "def usam_matrix"))
-                        and "passed" in t and t, PLOT_CHANGE_TIMEOUT_S)
-            cell.scroll_into_view_if_needed()
-            screenshot(page, artifacts_dir / "student_01_exercise_passed.png")
-            assert said and "✓ usam_matrix passed" in said, (
-                f"the cell's output after running the student's answer: "
-                f"{page.evaluate(CELL_OUTPUT_JS, 'def usam_matrix')!r}")
-            failed = False
-        finally:
-            if failed:
-                screenshot(page, artifacts_dir / "student_01_failure.png")
+        editor = cell.locator(".jp-InputArea-editor .cm-content")
+        editor.click()
+        page.keyboard.press("Control+a")
+        page.keyboard.insert_text(STUDENT_ANSWER)
+        page.keyboard.press("Shift+Enter")
+        said = poll(lambda: (t := page.evaluate(CELL_OUTPUT_JS, "def usam_matrix"))
+                    and "passed" in t and t, PLOT_CHANGE_TIMEOUT_S)
+        cell.scroll_into_view_if_needed()
+        screenshot(page, artifacts_dir / "student_01_exercise_passed.png")
+        assert said and "✓ usam_matrix passed" in said, (
+            f"the cell's output after running the student's answer: "
+            f"{page.evaluate(CELL_OUTPUT_JS, 'def usam_matrix')!r}")
