@@ -132,7 +132,7 @@ escape_figure = fig
 # Read the printout: at `ρ = 3` both SAM and USAM stay at the saddle while GD leaves. At
 # `ρ = 1` USAM leaves too, only more slowly than GD: after 400 steps it is far up the
 # `y`-axis (`y ≈ 195`) but not yet past the bound, hence "unsettled", while GD passed it
-# after about 236 steps; SAM stays at the saddle. The
+# after 235 steps; SAM stays at the saddle. The
 # next two sections explain both.
 #
 # ## 4 · Why: the linear map
