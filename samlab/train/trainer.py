@@ -306,10 +306,8 @@ class Trainer:
         for split in ("val", "test"):
             if len(getattr(self.data, f"{split}_labels")):
                 record[f"{split}_loss"], record[f"{split}_acc"] = self.evaluate(split)
-        every = cfg.sharpness_every
-        if every and ((epoch + 1) % every == 0 or epoch + 1 == cfg.epochs):
-            left = sum(1 for e in range(epoch + 1, cfg.epochs)
-                       if (e + 1) % every == 0 or e + 1 == cfg.epochs)
+        if self._sharpness_due(epoch):
+            left = sum(map(self._sharpness_due, range(epoch + 1, cfg.epochs)))
             record.update(self.measure_sharpness(measurements_left=left))
         record["dataset"] = self.data.label
         return record
@@ -320,6 +318,11 @@ class Trainer:
         batches = ((shard(x), shard(y)) for x, y in self._loader(split, train=False))
         return evaluate(self.model, batches, self.placement.autocast, self.device,
                         self.world_size)
+
+    def _sharpness_due(self, epoch: int) -> bool:
+        """λ_max is measured after every ``sharpness_every``-th epoch, and the last."""
+        every, epochs = self.config.sharpness_every, self.config.epochs
+        return bool(every) and ((epoch + 1) % every == 0 or epoch + 1 == epochs)
 
     def measure_sharpness(self, measurements_left: int | None = None) -> dict[str, Any]:
         """Top-k Hessian eigenvalues (and trace) on the fixed training subset, with the
