@@ -100,6 +100,10 @@ def _usam_contracts_cases() -> list[Case]:
              "a factor of size exactly 1 neither grows nor shrinks: that is not contraction."),
         case("rho = 0 (GD)", 10.0, 0.15, 0.0),
         case("positive curvature, large rho", 12.0, 0.1, 0.5),
+        case("positive curvature, ρλ < 1", 3.0, 0.1, 0.2),
+        case("positive curvature, the ascent makes the step overshoot", 6.0, 0.25, 0.1,
+             "along positive curvature the ascent lengthens the step: here it overshoots, "
+             "and the factor goes below −1."),
     ]
 
 
@@ -124,6 +128,9 @@ USAM_CONTRACTS = Check(
                                               if c.args["lam"] < 0 else abs(_factor(c)) < 1)),
         Mistake(_SIGNS, output=lambda c: abs(_factor(c, sign_step=-1.0)) < 1),
         Mistake(_SIGNS, output=lambda c: abs(_factor(c, sign_rho=-1.0)) < 1),
+        Mistake("η multiplies the whole gradient at the ascent point, its ρλ² part too.",
+                output=lambda c: abs(1 - c.args["lr"] * c.args["lam"]
+                                     - c.args["rho"] * c.args["lam"] ** 2) < 1),
         Mistake("a factor of size exactly 1 neither grows nor shrinks: that is not contraction.",
                 output=lambda c: abs(_factor(c)) <= 1),
     ),
@@ -159,7 +166,8 @@ TWO_CYCLE_AMPLITUDE = Check(
     "two_cycle_amplitude", _two_cycle_cases,
     truth=lambda c: float(theory.sam_oscillation_amplitude(*c.args.values())),
     compare=close_number,
-    hint=_EXACT,
+    hint="the 2-cycle is ±x*: one step of normalized SAM on ½λx², from x* > 0, lands on −x*; "
+         "write that step and solve it for x* (docs/toy.md#closed-forms).",
     checked="ηλ from 0.1 to 1.9",
     mistakes=(
         Mistake("ηρλ/2 is the small-step limit (ηλ ≪ 1), and this case has a large ηλ; " + _EXACT,

@@ -30,9 +30,11 @@ class Problem:
         self.w0 = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype)
                    for s in self.shapes]
 
-    def start(self, zero: bool = False) -> list[torch.Tensor]:
-        """A fresh copy of the starting weights (or zeros: a minimum, where ``g = 0``)."""
-        return [torch.zeros_like(w) if zero else w.clone() for w in self.w0]
+    def start(self, scale: float = 1.0) -> list[torch.Tensor]:
+        """A fresh copy of the starting weights times ``scale``: 0 is a minimum, where
+        ``g = 0``; with negative scales ``s_i`` a small one starts where the quadratic part
+        dominates, so the curvature along ``g`` is negative."""
+        return [scale * w for w in self.w0]
 
     def loss(self, w: Sequence[torch.Tensor]) -> torch.Tensor:
         total = 0.0

@@ -15,6 +15,18 @@ from .core import Case, Check, Mistake, Verdict, run
 from .problem import Problem
 
 
+def _a_little_short(expected, got) -> bool:
+    """ε along the right direction, but a little shorter: a guard large next to ‖g‖."""
+    try:
+        e = torch.cat([t.double().reshape(-1) for t in expected])
+        g = torch.cat([t.double().reshape(-1) for t in got])
+        ratio = float(g.norm() / e.norm())
+        aligned = float(e @ g) / float(e.norm() * g.norm())
+    except (TypeError, RuntimeError, ZeroDivisionError, AttributeError):
+        return False
+    return aligned > 1 - 1e-9 and 0.99 < ratio < 1 - 1e-9
+
+
 def _nonfinite(expected, got) -> bool:
     """The result has an inf or a NaN (where the truth has none): a division by a zero norm."""
     values = got if isinstance(got, (list, tuple)) else [got]
@@ -50,6 +62,8 @@ def _sam_perturbation_cases() -> list[Case]:
         case("three tensors of shapes 3×4, 4, 2×2×2", _gradient(three, [0.2, 0.01, 5], 1,
                                                                  torch.float64), 0.5),
         case("one tensor of shape 5", _gradient([(5,)], [2.0], 2, torch.float64), 0.1),
+        case("three tensors, ‖g‖ < 1", _gradient(three, [0.05, 0.1, 0.02], 5, torch.float32),
+             0.05),
         case("a zero gradient (two tensors)", [torch.zeros(3, 2), torch.zeros(4)], 0.05),
         case("a tiny gradient, ‖g‖ ≈ 1e-5", _gradient(three, [4e-6, 1e-6, 2e-6], 3,
                                                        torch.float64), 0.05,
@@ -70,8 +84,8 @@ SAM_PERTURBATION = Check(
     compare=lambda e, g, c: close_tensors(e, g, c, "ε"),
     hint="ε points along g and has length ρ, measured with one norm over all tensors "
          "(docs/methods.md#the-table).",
-    checked="several tensors of different shapes, float32 and float64, a zero and a tiny "
-            "gradient, rho = 0; g left as it was",
+    checked="several tensors of different shapes, float32 and float64, ‖g‖ above and below "
+            "1, a zero and a tiny gradient, rho = 0; g left as it was",
     mistakes=(
         Mistake(_GLOBAL, output=lambda c: [perturbation([t], [t], c.args["rho"], "normalized")[0]
                                            for t in c.args["g"]]),
@@ -80,6 +94,9 @@ SAM_PERTURBATION = Check(
         Mistake(_GUARD, spots=_nonfinite),
         Mistake("this ε has length 1: the ascent goes a distance ρ along the direction of g.",
                 output=lambda c: _ascent(c, rho=1.0)),
+        Mistake("this ε points along g but is a little shorter than ρ: a guard added to ‖g‖ "
+                "must be far smaller than ‖g‖ (samlab adds 1e-12; docs/methods.md#the-table).",
+                spots=_a_little_short),
     ),
     unchanged=("g",),
     unchanged_hint="return new tensors: the gradients g belong to the caller (in SAM they "
@@ -106,6 +123,7 @@ def _ssam_gamma_cases() -> list[Case]:
     return [case("the ascent gradient is longer", 1.3, 2.0),
             case("the ascent gradient is shorter", 0.5, 0.1),
             case("the ascent gradient is longer", 3.0, 4.5, torch.float32),
+            case("the ascent gradient is a little shorter", 1.2, 0.9, torch.float32),
             case("a zero ascent gradient", 2.0, 0.0, hint=_ZERO_ASCENT),
             case("both gradients zero", 0.0, 0.0, hint=_ZERO_ASCENT)]
 
@@ -116,16 +134,27 @@ _ZERO_ASCENT = ("where ‖∇L(w_asc)‖ = 0 the guard decides γ: samlab's is 1
 
 _WHICH_WAY = ("γ rescales the descent gradient ∇L(w_asc) so that it gets the length of g: "
               "which norm goes on top? (docs/methods.md#renormalization)")
+_UNCAPPED = ("γ is not capped at 1: where the gradient at w_asc is shorter than g (negative "
+             "curvature along g), γ > 1 lengthens the descent gradient to ‖g‖ "
+             "(docs/methods.md#renormalization).")
+
+
+def _gamma(c: Case) -> float:
+    return float(descent_scale(c.args["grad_norm"], c.args["ascent_grad_norm"]))
+
 
 SSAM_GAMMA = Check(
     "ssam_gamma", _ssam_gamma_cases,
-    truth=lambda c: float(descent_scale(c.args["grad_norm"], c.args["ascent_grad_norm"])),
+    truth=_gamma,
     compare=close_number,
-    hint=_WHICH_WAY,
-    checked="longer and shorter ascent gradients, float32 and float64, zero norms",
+    hint="γ = ‖g‖ / (‖∇L(w_asc)‖ + 1e-12), the ratio of the two norms as it comes: it gives "
+         "the descent gradient the length of g (docs/methods.md#renormalization).",
+    checked="ascent gradients longer and shorter (γ from 0.65 to 5), float32 and float64, "
+            "zero norms",
     mistakes=(
         Mistake(_WHICH_WAY, output=lambda c: float(descent_scale(c.args["ascent_grad_norm"],
                                                                   c.args["grad_norm"]))),
+        Mistake(_UNCAPPED, output=lambda c: min(_gamma(c), 1.0)),
         Mistake(_GUARD, spots=_nonfinite),
     ),
 )
@@ -144,17 +173,24 @@ def check_ssam_gamma(fn: Callable) -> Verdict:
 def _ssam_step_cases() -> list[Case]:
     three = [(3, 2), (4,), (2, 2)]
 
-    def case(name, problem, lr, rho, zero=False):
+    def case(name, problem, lr, rho, scale=1.0):
         rtol = 1e-5 if problem.dtype == torch.float32 else 1e-9
         return Case(f"{name}, lr={lr}, rho={rho}, {str(problem.dtype)[6:]}",
-                    {"w": problem.start(zero), "grad": problem.grad, "lr": lr, "rho": rho},
+                    {"w": problem.start(scale), "grad": problem.grad, "lr": lr, "rho": rho},
                     data={"problem": problem}, rtol=rtol)
 
+    concave = "negative curvature, ‖∇L(w_asc)‖ < ‖g‖"
     return [case("three tensors", Problem(three, [1.0, 8.0, 0.3], 0), 0.1, 0.2),
             case("three tensors", Problem(three, [3.0, 0.5, 1.0], 1, torch.float32), 0.05, 0.5),
             case("one tensor", Problem([(5,)], [2.0], 2), 0.1, 0.3),
+            case(f"three tensors, {concave}", Problem(three, [-2.0, -1.0, -0.5], 4), 0.1, 0.2,
+                 scale=0.3),
+            case(f"three tensors, {concave}", Problem(three, [-2.0, -1.0, -0.5], 6,
+                                                      torch.float32), 0.1, 0.1, scale=0.3),
+            case("three tensors of mixed curvature", Problem(three, [-1.0, 2.0, -4.0], 4),
+                 0.1, 0.1, scale=0.3),
             case("at a minimum, where g = 0", Problem(three, [1.0, 4.0, 0.5], 3), 0.1, 0.2,
-                 zero=True)]
+                 scale=0.0)]
 
 
 def _optimizer_step(c: Case, optimizer: type[SAM], **kwargs) -> list[torch.Tensor]:
@@ -165,7 +201,7 @@ def _optimizer_step(c: Case, optimizer: type[SAM], **kwargs) -> list[torch.Tenso
 
 
 def _ssam_variant(c: Case, *, from_ascent: bool = False, inverted: bool = False,
-                  per_tensor: bool = False) -> list[torch.Tensor]:
+                  per_tensor: bool = False, cap: float | None = None) -> list[torch.Tensor]:
     """An SSAM step with one of the classic mistakes, from samlab's ``ε`` and ``γ``."""
     w, grad, lr, rho = c.args.values()
     g = grad(w)
@@ -176,6 +212,8 @@ def _ssam_variant(c: Case, *, from_ascent: bool = False, inverted: bool = False,
     else:
         norms = [global_norm(g), global_norm(g_asc)]
         gammas = [descent_scale(*(norms[::-1] if inverted else norms))] * len(w)
+    if cap is not None:
+        gammas = [gm.clamp(max=cap) for gm in gammas]
     start = w_asc if from_ascent else w
     return [s - lr * gm * d for s, gm, d in zip(start, gammas, g_asc)]
 
@@ -186,12 +224,13 @@ SSAM_STEP = Check(
     compare=lambda e, g, c: close_tensors(e, g, c, "new w"),
     hint="SSAM climbs by ρ·g, measures the gradient there, and steps from w with it, "
          "rescaled to the length of g (docs/methods.md#the-table).",
-    checked="several tensors, float32 and float64, a single tensor, a point where g = 0; "
-            "w left as it was",
+    checked="several tensors, float32 and float64, a single tensor, γ from 0.003 to 3.2 "
+            "(negative curvature too), a point where g = 0; w left as it was",
     mistakes=(
         Mistake("the ascent is a probe: the gradient is measured at w_asc, but the step "
                 "is taken from w.", output=lambda c: _ssam_variant(c, from_ascent=True)),
         Mistake(_WHICH_WAY, output=lambda c: _ssam_variant(c, inverted=True)),
+        Mistake(_UNCAPPED, output=lambda c: _ssam_variant(c, cap=1.0)),
         Mistake("‖g‖ and ‖∇L(w_asc)‖ are each one number over all tensors together, not one "
                 "per tensor.", output=lambda c: _ssam_variant(c, per_tensor=True)),
         Mistake("SSAM's ascent is unnormalized: it climbs by ρ·g, a length of ρ‖g‖, not ρ "
