@@ -165,17 +165,16 @@ print("factor along y for ρ = 1, 3:", theory.usam_factor(-saddle.b, lr, np.arra
 # **Exercise 1.** Write USAM's step on `f = ½ pᵀHp` as the matrix `M` of `p ← M p`, for any
 # symmetric `H` (it need not be this saddle's). **Exercise 2.** From the factor along an
 # eigendirection, write whether USAM shrinks a direction of curvature `λ`, of either sign,
-# at every step (for `λ < 0`: captured). Each check runs your function on a dozen cases
+# at every step (for `λ < 0`: captured). Each check runs your function on six to ten cases
 # (random, indefinite, float32, overshooting steps) against samlab's `theory` and says
 # what it found: passed, or the first case that failed with a hint.
-# (The copy in `notebooks/` holds the solution between `### BEGIN SOLUTION` and
-# `### END SOLUTION`; in the student copy, `make exercises`, the body raises
-# `NotImplementedError` and the check says "not attempted yet" until you write it.)
+#
+# Each exercise is worth one point. Write the function's body in its cell: until you do,
+# it raises `NotImplementedError` and the check says "not attempted yet". The cell after
+# it runs the check; where a course grades with nbgrader, that cell is the test, and it
+# fails, showing the same verdict, unless the check passes.
 
-# %%
-from samlab.exercises import check_usam_contracts, check_usam_matrix
-
-
+# %% nbgrader={"grade": false, "grade_id": "usam_matrix", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def usam_matrix(H, lr, rho):
     """USAM's step on f(p) = ½ pᵀHp as the matrix M with p_new = M p (H: (n, n) array)."""
     ### BEGIN SOLUTION
@@ -184,15 +183,21 @@ def usam_matrix(H, lr, rho):
     ### END SOLUTION
 
 
+# %% nbgrader={"grade": true, "grade_id": "check_usam_matrix", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from samlab.exercises import check_usam_matrix
+
 check_usam_matrix(usam_matrix)
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "usam_contracts", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def usam_contracts(lam, lr, rho):
     """True if USAM shrinks a direction of curvature lam (of either sign) at every step."""
     ### BEGIN SOLUTION
     return abs(1 - lr * lam * (1 + rho * lam)) < 1
     ### END SOLUTION
 
+
+# %% nbgrader={"grade": true, "grade_id": "check_usam_contracts", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from samlab.exercises import check_usam_contracts
 
 check_usam_contracts(usam_contracts)
 

@@ -146,14 +146,14 @@ for lr, rho in settings:
 # the 2-cycle derived above. The checks compare your functions with samlab's
 # (`samlab.optim.update.perturbation`, `theory.sam_oscillation_amplitude`) on several
 # tensors, float32 and float64, a zero gradient and large `ηλ`.
-# (The copy in `notebooks/` holds the solution between `### BEGIN SOLUTION` and
-# `### END SOLUTION`; in the student copy, `make exercises`, the body raises
-# `NotImplementedError` and the check says "not attempted yet" until you write it.)
+#
+# Each exercise is worth one point. Write the function's body in its cell: until you do,
+# it raises `NotImplementedError` and the check says "not attempted yet". The cell after
+# it runs the check; where a course grades with nbgrader, that cell is the test, and it
+# fails, showing the same verdict, unless the check passes.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "sam_perturbation", "locked": false, "schema_version": 3, "solution": true, "task": false}
 import torch
-
-from samlab.exercises import check_sam_perturbation, check_two_cycle_amplitude
 
 
 def sam_perturbation(g, rho):
@@ -164,15 +164,21 @@ def sam_perturbation(g, rho):
     ### END SOLUTION
 
 
+# %% nbgrader={"grade": true, "grade_id": "check_sam_perturbation", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from samlab.exercises import check_sam_perturbation
+
 check_sam_perturbation(sam_perturbation)
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "two_cycle_amplitude", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def two_cycle_amplitude(lr, rho, lam):
     """The amplitude x* of normalized SAM's 2-cycle ±x* on f(x) = ½ λ x²."""
     ### BEGIN SOLUTION
     return lr * rho * lam / (2 - lr * lam)
     ### END SOLUTION
 
+
+# %% nbgrader={"grade": true, "grade_id": "check_two_cycle_amplitude", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from samlab.exercises import check_two_cycle_amplitude
 
 check_two_cycle_amplitude(two_cycle_amplitude)
 

@@ -109,14 +109,14 @@ assert rel_err < 1e-9
 # (unnormalized), measure the gradient there, rescale it by `γ` (norms over all tensors
 # together) and step *from `w`*. The checks run your step against samlab's `SSAM`
 # optimizer on a small problem with several parameter tensors, in float32 and float64.
-# (The copy in `notebooks/` holds the solution between `### BEGIN SOLUTION` and
-# `### END SOLUTION`; in the student copy, `make exercises`, the body raises
-# `NotImplementedError` and the check says "not attempted yet" until you write it.)
+#
+# Each exercise is worth one point. Write the function's body in its cell: until you do,
+# it raises `NotImplementedError` and the check says "not attempted yet". The cell after
+# it runs the check; where a course grades with nbgrader, that cell is the test, and it
+# fails, showing the same verdict, unless the check passes.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ssam_gamma", "locked": false, "schema_version": 3, "solution": true, "task": false}
 import torch
-
-from samlab.exercises import check_ssam_gamma, check_ssam_step
 
 
 def ssam_gamma(grad_norm, ascent_grad_norm):
@@ -126,9 +126,12 @@ def ssam_gamma(grad_norm, ascent_grad_norm):
     ### END SOLUTION
 
 
+# %% nbgrader={"grade": true, "grade_id": "check_ssam_gamma", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from samlab.exercises import check_ssam_gamma
+
 check_ssam_gamma(ssam_gamma)
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ssam_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def ssam_step(w, grad, lr, rho):
     """One SSAM step with plain SGD from the weights w (a list of tensors); new tensors."""
     ### BEGIN SOLUTION
@@ -141,6 +144,9 @@ def ssam_step(w, grad, lr, rho):
     return [wi - lr * gamma * gi for wi, gi in zip(w, g_asc)]
     ### END SOLUTION
 
+
+# %% nbgrader={"grade": true, "grade_id": "check_ssam_step", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from samlab.exercises import check_ssam_step
 
 check_ssam_step(ssam_step)
 

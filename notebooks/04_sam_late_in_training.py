@@ -416,14 +416,13 @@ for name, runs in (("momentum carried", arm_runs["at 3E/4"]), ("momentum reset",
 # when SGD trains the first fraction `s` of the steps. The checks run your loop against
 # samlab's `SAM(..., switch_step=)` step by step, and your cost against a count of the
 # gradients that optimizer evaluates.
-# (The copy in `notebooks/` holds the solution between `### BEGIN SOLUTION` and
-# `### END SOLUTION`; in the student copy, `make exercises`, the body raises
-# `NotImplementedError` and the check says "not attempted yet" until you write it.)
+#
+# Each exercise is worth one point. Write the function's body in its cell: until you do,
+# it raises `NotImplementedError` and the check says "not attempted yet". The cell after
+# it runs the check; where a course grades with nbgrader, that cell is the test, and it
+# fails, showing the same verdict, unless the check passes.
 
-# %%
-from samlab.exercises import check_late_sam, check_late_sam_cost
-
-
+# %% nbgrader={"grade": false, "grade_id": "late_sam", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def late_sam(w, grad, *, lr, rho, momentum, steps, switch_step):
     """Heavy-ball SGD, then SAM from step switch_step on; the weights after each step."""
     ### BEGIN SOLUTION
@@ -443,15 +442,21 @@ def late_sam(w, grad, *, lr, rho, momentum, steps, switch_step):
     ### END SOLUTION
 
 
+# %% nbgrader={"grade": true, "grade_id": "check_late_sam", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from samlab.exercises import check_late_sam
+
 check_late_sam(late_sam)
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "late_sam_cost", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def late_sam_cost(switch_fraction):
     """Late SAM's gradient evaluations relative to SGD's (SGD for the first fraction)."""
     ### BEGIN SOLUTION
     return 1 + (1 - switch_fraction)
     ### END SOLUTION
 
+
+# %% nbgrader={"grade": true, "grade_id": "check_late_sam_cost", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from samlab.exercises import check_late_sam_cost
 
 check_late_sam_cost(late_sam_cost)
 

@@ -207,14 +207,13 @@ for name, run in results.items():
 # top eigenvalue is negative, and one large enough to overflow without normalizing), and
 # your edge against `samlab.edges`.
 #
-# (The copy in `notebooks/` holds the solution between `### BEGIN SOLUTION` and
-# `### END SOLUTION`; in the student copy, `make exercises`, the body raises
-# `NotImplementedError` and the check says "not attempted yet" until you write it.)
+#
+# Each exercise is worth one point. Write the function's body in its cell: until you do,
+# it raises `NotImplementedError` and the check says "not attempted yet". The cell after
+# it runs the check; where a course grades with nbgrader, that cell is the test, and it
+# fails, showing the same verdict, unless the check passes.
 
-# %%
-from samlab.exercises import check_momentum_edge, check_power_iteration
-
-
+# %% nbgrader={"grade": false, "grade_id": "power_iteration", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def power_iteration(hvp, v0, iters):
     """The eigenvalue of largest magnitude of H, from v ↦ Hv, starting at v0 (1-D)."""
     ### BEGIN SOLUTION
@@ -226,15 +225,21 @@ def power_iteration(hvp, v0, iters):
     ### END SOLUTION
 
 
+# %% nbgrader={"grade": true, "grade_id": "check_power_iteration", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from samlab.exercises import check_power_iteration
+
 check_power_iteration(power_iteration)
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "momentum_edge", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def momentum_edge(lr, momentum):
     """The largest curvature λ that GD with heavy-ball momentum β is stable on."""
     ### BEGIN SOLUTION
     return (2 + 2 * momentum) / lr
     ### END SOLUTION
 
+
+# %% nbgrader={"grade": true, "grade_id": "check_momentum_edge", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from samlab.exercises import check_momentum_edge
 
 check_momentum_edge(momentum_edge)
 

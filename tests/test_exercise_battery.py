@@ -1,5 +1,5 @@
-"""The exercise checks against answers they were not written around (docs/exercises.md#how-
-the-checks-are-tested).
+"""The exercise checks against answers they were not written around
+(docs/exercises.md#how-the-checks-are-tested).
 
 tests/test_exercises.py holds the mistakes each check names. Here are more: correct answers
 written differently from samlab's (each must pass) and plausible wrong ones (each must

@@ -400,3 +400,61 @@ def test_a_torch_check_is_found_through_the_package_and_the_registry(capsys):
     assert capsys.readouterr().out.count("ssam_gamma passed") == 1
     with pytest.raises(AttributeError, match="check_nothing"):
         exercises.check_nothing  # noqa: B018
+
+
+# -- under nbgrader (docs/exercises.md#grading-with-nbgrader) -----------------------------------
+
+
+@pytest.mark.parametrize("name", list(SOLUTIONS))
+def test_under_nbgrader_a_check_that_does_not_pass_raises_its_verdict(name, monkeypatch,
+                                                                      capsys):
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert check(name, SOLUTIONS[name]).passed
+    assert f"✓ {name} passed" in capsys.readouterr().out
+    wrong = next(fn for ex, _, fn, _ in MISTAKES if ex == name)
+    with pytest.raises(exercises.NotPassed) as raised:
+        check(name, wrong)
+    failed = raised.value.verdict
+    assert failed.status == "failed" and str(raised.value) == failed.message
+    assert "hint:" in failed.message and capsys.readouterr().out == ""  # said once, raised
+
+    def stub(*args, **kwargs):
+        raise NotImplementedError
+
+    with pytest.raises(exercises.NotPassed, match="not attempted yet"):
+        check(name, stub)
+
+
+def test_jupyter_shows_the_verdict_of_a_check_that_did_not_pass_not_a_traceback(monkeypatch,
+                                                                               capsys):
+    monkeypatch.setenv("NBGRADER_EXECUTION", "validate")
+    with pytest.raises(exercises.NotPassed) as raised:
+        exercises.check_momentum_edge(lambda lr, momentum: 2 / lr)
+    shown = raised.value._render_traceback_()  # what IPython prints for an error with one
+    assert shown[0] == "NotPassed: the check of momentum_edge did not pass"
+    assert shown[1:] == raised.value.verdict.message.splitlines()
+    assert "expected 38, got 20" in shown[2] and shown[-1].startswith("  hint:")
+
+
+@pytest.mark.parametrize("value, graded", [(None, False), ("", False), ("autograde", True),
+                                           ("validate", True)])
+def test_only_nbgrader_makes_a_check_raise(value, graded, monkeypatch, capsys):
+    if value is None:
+        monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    else:
+        monkeypatch.setenv("NBGRADER_EXECUTION", value)
+    assert exercises.graded() is graded
+    if not graded:
+        verdict = exercises.check_momentum_edge(lambda lr, momentum: 2 / lr)
+        assert verdict.status == "failed" and "✗ momentum_edge" in capsys.readouterr().out
+
+
+def test_the_docs_show_what_jupyter_shows_for_a_check_that_did_not_pass(monkeypatch):
+    from pathlib import Path
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "exercises.md").read_text()
+    shown = docs.split("Jupyter shows the verdict, not a traceback:\n\n```\n", 1)[1]
+    shown = shown.split("```", 1)[0].rstrip("\n").splitlines()
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    with pytest.raises(exercises.NotPassed) as raised:
+        exercises.check_usam_matrix(lambda H, lr, rho: np.eye(len(H)) - lr * (H + rho * H * H))
+    assert raised.value._render_traceback_() == shown

@@ -108,3 +108,35 @@ def test_a_source_with_windows_line_endings_gets_its_stubs_too(tmp_path, capsys)
     src.write_bytes(crlf.encode())
     assert main([str(src), "--out", str(tmp_path / "student")]) == 0
     assert "(2 solutions replaced by stubs)" in capsys.readouterr().out
+
+
+def test_hidden_tests_are_dropped_as_nbgrader_drops_them():
+    source = ("check(usam_matrix)\n"
+              "### BEGIN HIDDEN TESTS\n"
+              "assert usam_matrix(H, 0.1, 0.0).shape == (2, 2)\n"
+              "### END HIDDEN TESTS\n"
+              "print('done')\n")
+    assert student_version(source) == "check(usam_matrix)\nprint('done')\n"
+    assert solutions(source) == 0
+    with pytest.raises(ValueError, match="line 2: ### END HIDDEN TESTS without a ### BEGIN "
+                                         "HIDDEN TESTS"):
+        student_version("### BEGIN SOLUTION\n### END HIDDEN TESTS\n", "nb.py")
+
+
+def test_the_student_copies_say_nothing_of_the_instructors_copy():
+    for source in sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        student = student_version(source.read_text(), source.name)
+        assert "SOLUTION" not in student and "instructor" not in student.lower()
+        assert "copy in `notebooks/`" not in student, source.name
+
+
+def test_make_exercises_needs_no_nbgrader(tmp_path):
+    src = tmp_path / "01_demo.py"
+    src.write_text(jupytext.writes(jupytext.reads(SOURCE, fmt="py:light"), fmt="py:percent"))
+    code = ("import sys\n"
+            "sys.modules['nbgrader'] = None  # importing it now fails\n"
+            "from samlab.exercises.handout import main\n"
+            f"sys.exit(main([{str(src)!r}, '--out', {str(tmp_path / 'student')!r}]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "student" / "01_demo.ipynb").exists()

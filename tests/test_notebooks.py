@@ -91,6 +91,16 @@ def test_py_and_ipynb_are_in_sync(source: Path):
 
 
 @each_notebook
+def test_every_line_but_a_cell_header_fits_in_100_columns(source: Path):
+    """ruff's E501 is off for the notebooks because nbgrader's metadata makes an exercise's
+    cell header (``# %% nbgrader={...}``) long; every other line keeps the limit."""
+    long = [f"line {i}: {len(line)} columns" for i, line in
+            enumerate(source.read_text().splitlines(), 1)
+            if len(line) > 100 and not line.startswith("# %% nbgrader=")]
+    assert not long, f"{shown(source)}: {long}"
+
+
+@each_notebook
 def test_first_markdown_cell_says_how_long_the_notebook_takes(source: Path):
     cells = jupytext.read(source).cells
     markdown = [cell.source for cell in cells if cell.cell_type == "markdown"]

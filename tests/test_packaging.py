@@ -64,7 +64,17 @@ def test_the_library_alone_needs_no_jupyterlab_and_the_lab_extra_adds_it():
     library = lower_bounds(project["dependencies"])
     assert "jupyterlab" not in library and "jupytext" not in library
     assert {"jupyterlab", "jupytext"} <= set(lower_bounds(project["optional-dependencies"]["lab"]))
-    assert "samlab[lab]" in project["optional-dependencies"]["test"]
+    assert "samlab[lab,course]" in project["optional-dependencies"]["test"]
+
+
+def test_nbgrader_is_the_course_extra_and_make_test_installs_it():
+    """`make test` installs the test extra, which holds the course extra: the nbgrader
+    pipeline test runs in every `make test`; the library and `make exercises` need none."""
+    extras = pyproject()["project"]["optional-dependencies"]
+    assert set(lower_bounds(extras["course"])) == {"nbgrader"}
+    assert "nbgrader" not in lower_bounds(pyproject()["project"]["dependencies"] + extras["lab"])
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert "pip install -e '.[test]'" in makefile
 
 
 def conda_specs() -> list[str]:

@@ -11,7 +11,9 @@ In a notebook cell::
 prints one short verdict: passed, with what was checked; the first failing case, the
 expected result against the one returned and a hint toward the idea it misses; or
 "not attempted yet" while the function still raises ``NotImplementedError``. The check
-also returns it, as a :class:`Verdict`. :data:`EXERCISES` lists every exercise by name,
+also returns it, as a :class:`Verdict`; while nbgrader runs the notebook (:func:`graded`)
+a verdict that did not pass is raised instead, as :class:`NotPassed`, so that the graded
+cell holding the check fails. :data:`EXERCISES` lists every exercise by name,
 with its lecture, its check and one line on what it asks.
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import importlib
 
-from .core import Exercise, Verdict
+from .core import Exercise, NotPassed, Verdict, graded
 from .formulas import (
     check_momentum_edge,
     check_two_cycle_amplitude,
@@ -82,8 +84,8 @@ EXERCISES: dict[str, Exercise] = {
 }
 
 __all__ = [
-    "EXERCISES", "Exercise", "Verdict", "check_late_sam", "check_late_sam_cost",
+    "EXERCISES", "Exercise", "NotPassed", "Verdict", "check_late_sam", "check_late_sam_cost",
     "check_momentum_edge", "check_power_iteration", "check_sam_perturbation",
     "check_ssam_gamma", "check_ssam_step", "check_two_cycle_amplitude", "check_usam_contracts",
-    "check_usam_matrix",
+    "check_usam_matrix", "graded",
 ]

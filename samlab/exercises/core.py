@@ -2,11 +2,13 @@
 
 A :class:`Check` is an exercise's cases, its truth (samlab's own implementation), how a
 result is compared, and the classic mistakes it recognises; :func:`run` turns a student's
-function into a :class:`Verdict` and prints it (docs/exercises.md#verdicts).
+function into a :class:`Verdict` and prints it (docs/exercises.md#verdicts), or, under
+nbgrader, raises :class:`NotPassed` with it (docs/exercises.md#grading-with-nbgrader).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -206,7 +208,31 @@ def run(check: Check, fn: Any) -> Verdict:
                         f"{check.checked}.", len(cases)))
 
 
+class NotPassed(AssertionError):
+    """A verdict other than "passed", raised while nbgrader runs the notebook, so that the
+    graded cell holding the check fails and loses its points. Jupyter shows its verdict,
+    not a traceback into samlab."""
+
+    def __init__(self, verdict: Verdict):
+        super().__init__(verdict.message)
+        self.verdict = verdict
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: the verdict's lines."""
+        return [f"{type(self).__name__}: the check of {self.verdict.exercise} did not pass",
+                *self.verdict.message.splitlines()]
+
+
+def graded() -> bool:
+    """Whether nbgrader is running the notebook: ``nbgrader autograde`` and ``nbgrader
+    validate`` (the students' Validate button) set ``NBGRADER_EXECUTION``."""
+    return bool(os.environ.get("NBGRADER_EXECUTION", "").strip())
+
+
 def _say(verdict: Verdict) -> Verdict:
+    """Print ``verdict``; under nbgrader a verdict that did not pass is raised instead."""
+    if graded() and not verdict.passed:
+        raise NotPassed(verdict)
     print(verdict.message)
     return verdict
 

@@ -10,9 +10,11 @@ using nbgrader can take them as they are::
 
 :func:`student_version` replaces each marked block with the stub nbgrader writes, at the
 marker's indentation (``# YOUR CODE HERE`` and ``raise NotImplementedError()``), which a
-check reports as "not attempted yet". ``make exercises`` runs this module on every
-notebook: ``python -m samlab.exercises.handout --out student notebooks/NN_*.py`` writes
-``student/NN_*.py`` and, with jupytext installed, the paired ``student/NN_*.ipynb``.
+check reports as "not attempted yet", and drops nbgrader's hidden tests, as
+``nbgrader generate_assignment`` does; it needs no nbgrader. ``make exercises`` runs this
+module on every notebook: ``python -m samlab.exercises.handout --out student
+notebooks/NN_*.py`` writes ``student/NN_*.py`` and, with jupytext installed, the paired
+``student/NN_*.ipynb``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import sys
 from pathlib import Path
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-_MARKER = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>### (?:BEGIN|END) SOLUTION)[ \t]*$")
+_MARKER = re.compile(r"^(?P<indent>[ \t]*)### (?P<end>BEGIN|END) "
+                     r"(?P<kind>SOLUTION|HIDDEN TESTS)[ \t]*$")
 
 
 def _marker(line: str) -> re.Match | None:
@@ -33,39 +36,47 @@ def _marker(line: str) -> re.Match | None:
 
 def student_version(source: str, name: str = "source") -> str:
     """``source`` with every ``### BEGIN SOLUTION`` … ``### END SOLUTION`` block (markers
-    included) replaced by ``# YOUR CODE HERE`` / ``raise NotImplementedError()``.
+    included) replaced by ``# YOUR CODE HERE`` / ``raise NotImplementedError()``, and every
+    ``### BEGIN HIDDEN TESTS`` … ``### END HIDDEN TESTS`` block removed, as nbgrader's
+    ``generate_assignment`` does.
 
     A marker out of order (an END without its BEGIN, a BEGIN inside a block, a block never
     closed) raises ``ValueError`` naming ``name`` and the line.
     """
     out: list[str] = []
-    begun: int | None = None
+    begun: tuple[int, str] | None = None  # (line, kind) of the open block
     for number, line in enumerate(source.splitlines(keepends=True), 1):
         m = _marker(line)
         if m is None:
             if begun is None:
                 out.append(line)
             continue
-        if m["marker"] == BEGIN:
+        kind = m["kind"]
+        if m["end"] == "BEGIN":
             if begun is not None:
-                raise ValueError(f"{name}, line {number}: {BEGIN} inside the block begun on "
-                                 f"line {begun}: close it with {END} first")
-            begun = number
-            eol = line[len(line.splitlines()[0]):] or "\n"  # keep the file's line endings
-            out += [f"{m['indent']}# YOUR CODE HERE{eol}",
-                    f"{m['indent']}raise NotImplementedError(){eol}"]
+                raise ValueError(f"{name}, line {number}: ### BEGIN {kind} inside the block "
+                                 f"begun on line {begun[0]}: close it with ### END "
+                                 f"{begun[1]} first")
+            begun = (number, kind)
+            if kind == "SOLUTION":
+                eol = line[len(line.splitlines()[0]):] or "\n"  # keep the file's line endings
+                out += [f"{m['indent']}# YOUR CODE HERE{eol}",
+                        f"{m['indent']}raise NotImplementedError(){eol}"]
         else:
-            if begun is None:
-                raise ValueError(f"{name}, line {number}: {END} without a {BEGIN} before it")
+            if begun is None or begun[1] != kind:
+                raise ValueError(f"{name}, line {number}: ### END {kind} without a ### BEGIN "
+                                 f"{kind} before it")
             begun = None
     if begun is not None:
-        raise ValueError(f"{name}, line {begun}: {BEGIN} is never closed by {END}")
+        raise ValueError(f"{name}, line {begun[0]}: ### BEGIN {begun[1]} is never closed by "
+                         f"### END {begun[1]}")
     return "".join(out)
 
 
 def solutions(source: str) -> int:
     """How many solution blocks ``source`` marks."""
-    return sum(1 for line in source.splitlines() if (m := _marker(line)) and m["marker"] == BEGIN)
+    return sum(1 for line in source.splitlines()
+               if (m := _marker(line)) and m["end"] == "BEGIN" and m["kind"] == "SOLUTION")
 
 
 def write_handouts(sources: list[Path], out: Path) -> list[Path]:

@@ -245,10 +245,9 @@ CELL_OUTPUT_JS = """
 """
 STUDENT_ANSWER = """def usam_matrix(H, lr, rho):
     H = np.asarray(H)
-    return np.eye(len(H)) - lr * (H + rho * H @ H)
-
-
-check_usam_matrix(usam_matrix)"""
+    return np.eye(len(H)) - lr * (H + rho * H @ H)"""
+#: The cell after the answer: the check, nbgrader's graded test cell.
+CHECK_CELL = "check_usam_matrix(usam_matrix)"
 
 
 @pytest.mark.browser
@@ -256,7 +255,8 @@ check_usam_matrix(usam_matrix)"""
 def test_a_student_fills_in_an_exercise_and_its_check_passes(lab_page, lab_server,
                                                              artifacts_dir):
     """The student copy of notebook 01 (``make exercises``): Run All, every check says
-    "not attempted yet"; write the first exercise into its cell, run it, read "passed"."""
+    "not attempted yet"; write the first exercise into its cell, run it and the check's
+    cell after it (Shift+Enter twice, as a student does), read "passed" there."""
     import os
 
     from samlab.exercises.handout import write_handouts
@@ -272,7 +272,7 @@ def test_a_student_fills_in_an_exercise_and_its_check_passes(lab_page, lab_serve
         cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").filter(
             has_text="def usam_matrix")
         cell.scroll_into_view_if_needed()
-        stub_said = page.evaluate(CELL_OUTPUT_JS, "def usam_matrix")
+        stub_said = page.evaluate(CELL_OUTPUT_JS, CHECK_CELL)
         assert stub_said and "usam_matrix: not attempted yet" in stub_said, stub_said
         assert "Traceback" not in stub_said, stub_said
         assert not page.evaluate(NOTEBOOK_STATE_JS)["errors"]
@@ -281,11 +281,12 @@ def test_a_student_fills_in_an_exercise_and_its_check_passes(lab_page, lab_serve
         editor.click()
         page.keyboard.press("Control+a")
         page.keyboard.insert_text(STUDENT_ANSWER)
-        page.keyboard.press("Shift+Enter")
-        said = poll(lambda: (t := page.evaluate(CELL_OUTPUT_JS, "def usam_matrix"))
+        page.keyboard.press("Shift+Enter")  # runs the answer, selects the check's cell
+        page.keyboard.press("Shift+Enter")  # runs the check
+        said = poll(lambda: (t := page.evaluate(CELL_OUTPUT_JS, CHECK_CELL))
                     and "passed" in t and t, PLOT_CHANGE_TIMEOUT_S)
         cell.scroll_into_view_if_needed()
         screenshot(page, artifacts_dir / "student_01_exercise_passed.png")
         assert said and "✓ usam_matrix passed" in said, (
-            f"the cell's output after running the student's answer: "
-            f"{page.evaluate(CELL_OUTPUT_JS, 'def usam_matrix')!r}")
+            f"the check's output after running the student's answer: "
+            f"{page.evaluate(CELL_OUTPUT_JS, CHECK_CELL)!r}")
