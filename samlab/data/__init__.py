@@ -5,6 +5,7 @@
 - :mod:`~samlab.data.jpeg`: the JPEG copy (development only; never CIFAR-10 without
   :data:`JPEG_LABEL`) (:func:`load_cifar10_jpeg`);
 - :mod:`~samlab.data.splits`: seeded stratified splits (:func:`split_train_val`);
+- :mod:`~samlab.data.noise`: seeded label noise on the training split (:func:`noisy_labels`);
 - :mod:`~samlab.data.datasets`: every dataset as one :class:`ImageData`
   (:func:`load_dataset`), and tensors of fixed example sets (:func:`to_tensor`,
   :func:`fixed_subset`);
@@ -32,6 +33,7 @@ from .datasets import (
 )
 from .jpeg import JPEG_LABEL, JPEG_NAME, find_cifar10_jpeg, load_cifar10_jpeg
 from .loader import DeviceLoader, EpochPlan
+from .noise import noisy_labels
 from .splits import split_train_val
 
 __all__ = [
@@ -39,5 +41,5 @@ __all__ = [
     "CIFAR10_STD", "DATASETS", "DIGITS_LABEL", "JPEG_LABEL", "JPEG_NAME", "RANDOM_LABEL",
     "CifarArrays", "DeviceLoader", "EpochPlan", "ImageData", "cifar10_md5", "data_dir",
     "find_cifar10_jpeg", "fixed_subset", "load_cifar10", "load_cifar10_jpeg", "load_dataset",
-    "split_train_val", "to_tensor",
+    "noisy_labels", "split_train_val", "to_tensor",
 ]

@@ -13,6 +13,7 @@ as ``torchvision.transforms.Normalize`` takes them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import torch
 from .. import validate
 from .cifar10 import CIFAR10_CLASSES, CIFAR10_LABEL, CIFAR10_MEAN, CIFAR10_STD, load_cifar10
 from .jpeg import JPEG_LABEL, jpeg_images, jpeg_path
+from .noise import noise_label, noisy_labels
 from .splits import split_train_val
 
 DIGITS_LABEL = "scikit-learn digits (8x8)"
@@ -48,6 +50,8 @@ class ImageData:
     scale. ``label`` is the string that goes on plots and logs (e.g. :data:`JPEG_LABEL`).
     The training split is in a seeded random order; ``train_index`` holds each training
     image's position in the dataset's own order (CIFAR-10's files), None where unknown.
+    With label noise, ``train_labels`` are the noisy labels a run trains on and
+    ``clean_train_labels`` the true ones (None without noise); ``label`` says so.
     """
 
     name: str
@@ -62,6 +66,7 @@ class ImageData:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     train_index: np.ndarray | None = None
+    clean_train_labels: np.ndarray | None = None
 
     @property
     def num_classes(self) -> int:
@@ -98,6 +103,8 @@ def load_dataset(
     split_seed: int = 0,
     path: str | Path | None = None,
     download: bool = False,
+    label_noise: float = 0.0,
+    label_noise_seed: int = 0,
 ) -> ImageData:
     """One of :data:`DATASETS` as :class:`ImageData`.
 
@@ -117,6 +124,11 @@ def load_dataset(
     ``n_test`` one of the test set (seed 0: the same images for every run), for quick
     runs. Mean/std: CIFAR-10's published training statistics for both CIFAR variants, the
     training split's own statistics for digits, the exact uniform values for random.
+
+    ``label_noise`` replaces that fraction of the training labels by wrong classes, chosen
+    from ``label_noise_seed`` and each image alone (:func:`samlab.data.noisy_labels`), so
+    that every run of a comparison sees the same corrupted labels; validation and test
+    labels stay clean.
     """
     validate.choice("name", name, DATASETS)
     if path is not None and name in ("digits", "random"):
@@ -127,9 +139,12 @@ def load_dataset(
     n_test = validate.integer("n_test", n_test, low=1, none=True)
     split_seed = validate.integer("split_seed", split_seed, low=0)
     validate.flag("download", download)
+    label_noise = validate.number("label_noise", label_noise, low=0.0, high=1.0)
+    label_noise_seed = validate.integer("label_noise_seed", label_noise_seed, low=0)
 
     if name == "random":
-        return _random_data(n_train, 5000 if n_val is None else n_val, split_seed, n_test)
+        data = _random_data(n_train, 5000 if n_val is None else n_val, split_seed, n_test)
+        return _with_noise(data, label_noise, label_noise_seed, len(data.train_labels))
     if name == "digits":
         pool_images, pool_labels, test_images, test_labels, classes = _digits_arrays()
         label, n_val = DIGITS_LABEL, 180 if n_val is None else n_val
@@ -170,7 +185,7 @@ def load_dataset(
         mean, std = (float(pixels.mean()),), (float(pixels.std()),)
     else:
         mean, std = CIFAR10_MEAN, CIFAR10_STD
-    return ImageData(
+    data = ImageData(
         name=name,
         label=label,
         classes=tuple(classes),
@@ -184,6 +199,17 @@ def load_dataset(
         std=std,
         train_index=train_idx,
     )
+    return _with_noise(data, label_noise, label_noise_seed, len(pool_labels))
+
+
+def _with_noise(data: ImageData, fraction: float, seed: int, pool_size: int) -> ImageData:
+    """``data`` with ``fraction`` of its training labels corrupted (nothing if 0)."""
+    if fraction == 0:
+        return data
+    noisy = noisy_labels(data.train_labels, data.train_index, fraction, seed=seed,
+                         pool_size=pool_size, num_classes=data.num_classes)
+    return dataclasses.replace(data, train_labels=noisy, clean_train_labels=data.train_labels,
+                               label=f"{data.label}, {noise_label(fraction, seed)}")
 
 
 def _jpeg_in_file_order(split: str, path: str | Path | None) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,8 @@ def load_data(config: TrainConfig) -> ImageData:
     """``config.dataset`` with its splits (CIFAR-10 is downloaded if it is not there)."""
     return load_dataset(config.dataset, n_train=config.n_train, n_val=config.n_val,
                         n_test=config.n_test, split_seed=config.seed,
-                        download=config.dataset == "cifar10")
+                        download=config.dataset == "cifar10", label_noise=config.label_noise,
+                        label_noise_seed=config.label_noise_seed)
 
 
 def build_model(config: TrainConfig, data: ImageData) -> nn.Module:

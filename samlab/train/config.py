@@ -50,6 +50,8 @@ class TrainConfig:
     n_val: int | None = None            # held out of the training set (None: the dataset's
                                         # default, 5,000 for CIFAR-10: 45,000 / 5,000)
     n_test: int | None = None           # a fixed subset of the test set (quick mode)
+    label_noise: float = 0.0            # this fraction of training labels made wrong
+    label_noise_seed: int = 0           # which ones, and to what: not the training seed
     method: str = "sgd"
     rho: float = 0.05
     lr: float = 0.1
@@ -126,6 +128,8 @@ class TrainConfig:
         self.n_train = v.integer("n_train", self.n_train, low=1, none=True)
         self.n_val = v.integer("n_val", self.n_val, low=0, none=True)
         self.n_test = v.integer("n_test", self.n_test, low=1, none=True)
+        self.label_noise = v.number("label_noise", self.label_noise, low=0.0, high=1.0)
+        self.label_noise_seed = v.integer("label_noise_seed", self.label_noise_seed, low=0)
         self.seed = v.integer("seed", self.seed, low=0)
         self.sharpness_every = v.integer("sharpness_every", self.sharpness_every, low=0)
         self.sharpness_subset = v.integer("sharpness_subset", self.sharpness_subset, low=1)
@@ -239,6 +243,10 @@ HELP: dict[str, str] = {
     "n_val": "images held out of the training set for validation (default: the "
              "dataset's, 5,000 for CIFAR-10)",
     "n_test": "evaluate on a fixed, stratified subset of this many test images (default: all)",
+    "label_noise": "give this fraction of the training labels a wrong class, in [0, 1] "
+                   "(validation and test stay clean; docs/training.md#label-noise)",
+    "label_noise_seed": "which labels the noise changes, and to what: the same for every "
+                        "training seed and method",
     "method": "the optimizer: a row of the method table (docs/methods.md#the-table)",
     "rho": "perturbation radius ρ (on the ascent's own scale: docs/methods.md)",
     "lr": "peak learning rate η of the schedule",

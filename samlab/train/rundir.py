@@ -83,6 +83,13 @@ class RunResult:
         value = self.last.get(key) if self.status != "diverged" else None
         return float(value) if value is not None else math.nan
 
+    def best(self, key: str = "val_acc") -> dict[str, Any]:
+        """The epoch record where ``key`` was highest: early stopping on the validation
+        split (``best()["test_acc"]`` is the test accuracy of that epoch's weights);
+        ``{}`` if no epoch recorded ``key``."""
+        epochs = [r for r in self.records if r.get("kind") == "epoch" and key in r]
+        return max(epochs, key=lambda r: r[key]) if epochs else {}
+
     @property
     def passes(self) -> int:
         """Forward-backward passes of its epochs: one per plain step, two per SAM step (the

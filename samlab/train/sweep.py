@@ -25,7 +25,8 @@ from .rundir import RunDir, RunResult
 ADDED_FIELDS: dict[str, Any] = {"end_epoch": None, "switch_log_steps": 0,
                                 "switch_log_sharpness_every": 0,
                                 "sharpness_subset_order": "random", "compile": False,
-                                "n_test": None, "sharpness_compile": "auto"}
+                                "n_test": None, "sharpness_compile": "auto",
+                                "label_noise": 0.0, "label_noise_seed": 0}
 
 
 def config_key(config: TrainConfig) -> str:

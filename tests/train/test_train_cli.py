@@ -186,3 +186,13 @@ def test_train_command_parses_back_to_the_same_config(changes):
     torchrun = shlex.split(train_command(config, nproc=4))
     assert torchrun[:5] == ["torchrun", "--nproc_per_node=4", "-m", "samlab", "train"]
     assert torchrun[5:] == words[2:]
+
+
+def test_label_noise_from_the_command_line_is_in_the_config_and_every_record(tmp_path):
+    assert main(["train", "--name", "noisy", *FLAGS, "--epochs", "1", "--label-noise", "0.4",
+                 "--label-noise-seed", "3", "--runs-dir", str(tmp_path), "--no-progress"]) == 0
+    config = TrainConfig.load(tmp_path / "noisy" / "config.json")
+    assert (config.label_noise, config.label_noise_seed) == (0.4, 3)
+    records = epoch_records(read_jsonl(tmp_path / "noisy" / "metrics.jsonl"))
+    assert records and all(r["dataset"].endswith(", 40% of training labels noisy (seed 3)")
+                           for r in records)

@@ -187,3 +187,13 @@ def test_sigterm_checkpoints_says_how_to_resume_and_exits_143(tmp_path):
     assert f"samlab train --resume {tmp_path / 'T'}" in out and "SIGTERM" in out
     saved = torch.load(tmp_path / "T" / "checkpoint.pt", weights_only=True)
     assert saved["epoch"] < 200
+
+
+def test_best_is_the_epoch_of_highest_validation_accuracy_and_its_own_test_accuracy(tmp_path):
+    (run,) = sweep(digits_config(tmp_path, epochs=4, label_noise=0.4), {"seed": [0]})
+    epochs = epoch_records(run.records)
+    top = max(r["val_acc"] for r in epochs)
+    first_top = next(r for r in epochs if r["val_acc"] == top)  # ties: the earliest epoch
+    assert run.best() == first_top and run.best()["test_acc"] == first_top["test_acc"]
+    assert run.best("train_loss") == max(epochs, key=lambda r: r["train_loss"])
+    assert run.best("no_such_metric") == {}
