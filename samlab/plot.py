@@ -6,10 +6,12 @@ drawn from the same data, with the same colours.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from . import validate
 from .methods import color as method_color
 from .methods import get_method
 from .methods import label as method_label
@@ -346,23 +348,40 @@ def run_label(config) -> str:
 # -- sweeps ---------------------------------------------------------------------------------
 
 
-def sweep_stats(runs, metric: str, by: Sequence[str]) -> dict[tuple, tuple[float, float, int]]:
-    """``{(values of `by`): (mean, std, n)}`` of a final ``metric`` over the other fields.
+def sweep_stats(runs, metric: str, by: Sequence[str], *,
+                at: str = "final") -> dict[tuple, tuple[float, float, int]]:
+    """``{(values of `by`): (mean, std, n)}`` of ``metric`` over the other fields.
 
     Runs are grouped by the config fields in ``by`` (e.g. ``("method", "rho")``) and
     ``metric`` (e.g. ``"test_acc"``) is averaged over the rest (typically seeds).
-    Diverged runs count as NaN and are left out of the mean; ``n`` counts the rest.
+    ``at="final"`` takes each run's last epoch, where a diverged run counts as NaN;
+    ``at="best"`` its epoch of highest validation accuracy (:meth:`RunResult.best`:
+    early stopping). NaNs are left out of the mean; ``n`` counts the rest.
     """
+    validate.choice("at", at, ("final", "best"))
     groups: dict[tuple, list[float]] = {}
     for run in runs:
         key = tuple(getattr(run.config, f) for f in by)
-        groups.setdefault(key, []).append(run.final(metric))
+        value = run.final(metric) if at == "final" else float(run.best().get(metric, math.nan))
+        groups.setdefault(key, []).append(value)
     out = {}
     for key, vals in groups.items():
         v = np.asarray([x for x in vals if np.isfinite(x)])
         out[key] = ((float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0, int(v.size))
                     if v.size else (float("nan"), float("nan"), 0))
     return out
+
+
+def gap(a: tuple[float, float, int], b: tuple[float, float, int]) -> tuple[float, float]:
+    """How far ``a`` lies above ``b``, each a ``(mean, std, n)`` of :func:`sweep_stats`:
+    the difference of the means, and that difference in units of the larger of the two
+    standard deviations (the seeds' spread; ±inf where both spreads are 0)."""
+    diff, spread = a[0] - b[0], max(a[1], b[1])
+    if not np.isfinite(diff):
+        return float(diff), math.nan
+    if spread > 0:
+        return float(diff), float(diff / spread)
+    return float(diff), math.copysign(math.inf, diff) if diff else 0.0
 
 
 #: What figures call the metrics of a run's records.

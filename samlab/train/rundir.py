@@ -85,9 +85,10 @@ class RunResult:
 
     def best(self, key: str = "val_acc") -> dict[str, Any]:
         """The epoch record where ``key`` was highest: early stopping on the validation
-        split (``best()["test_acc"]`` is the test accuracy of that epoch's weights);
-        ``{}`` if no epoch recorded ``key``."""
-        epochs = [r for r in self.records if r.get("kind") == "epoch" and key in r]
+        split (``best()["test_acc"]`` is the test accuracy of that epoch's weights; the
+        earliest such epoch on a tie); ``{}`` if no epoch recorded a finite ``key``."""
+        epochs = [r for r in self.records if r.get("kind") == "epoch"
+                  and isinstance(r.get(key), int | float) and math.isfinite(r[key])]
         return max(epochs, key=lambda r: r[key]) if epochs else {}
 
     @property
