@@ -292,6 +292,16 @@ def edge_series(config, records) -> dict[str, tuple[list[int], list[float]]]:
     return out
 
 
+def edge_label(method: str) -> str:
+    """The legend of a method's stability edge, saying what it is computed from beside η
+    (docs/edges.md): the mean mini-batch ‖g‖ for a normalized ascent, the mean γ for a
+    renormalized descent (SSAM), nothing more for USAM."""
+    row = get_method(method)
+    used = [w for w, needed in (("mean mini-batch ‖g‖", row.normalized),
+                                ("mean γ", row.renormalize)) if needed]
+    return f"{method_label(method)}'s edge" + (f" ({', '.join(used)})" if used else "")
+
+
 def sharpness_and_edges(run, ax=None):
     """``λ_max`` per epoch of ``run`` against SGD's stability edge and its method's."""
     import matplotlib.pyplot as plt
@@ -303,16 +313,9 @@ def sharpness_and_edges(run, ax=None):
     ax.plot(*series["gd_edge"], "--", color=method_color("sgd"),
             label=f"SGD's edge (2 + 2β)/η, β = {beta}")
     if series["method_edge"][0]:
-        row = get_method(config.method)
-        # What the edge is computed from, beside η (docs/edges.md): ‖g‖ for a normalized
-        # ascent, γ for a renormalized descent, nothing more for USAM.
-        used = [w for w, needed in (("mean mini-batch ‖g‖", row.normalized),
-                                    ("mean γ", row.renormalize)) if needed]
         # A marker too, so that an edge of one epoch (a short late phase) is visible.
         ax.plot(*series["method_edge"], ":", color=method_color(config.method), lw=2,
-                marker="_", markersize=12,
-                label=f"{method_label(config.method)}'s edge"
-                      + (f" ({', '.join(used)})" if used else ""))
+                marker="_", markersize=12, label=edge_label(config.method))
     ax.plot(*series["lambda_max"], "o-", color="k", label="λ_max")
     ax.set(xlabel="epoch", ylabel="λ_max", yscale="log")
     outside_legend(ax, fontsize=8)
@@ -375,13 +378,10 @@ def sweep_stats(runs, metric: str, by: Sequence[str], *,
 def gap(a: tuple[float, float, int], b: tuple[float, float, int]) -> tuple[float, float]:
     """How far ``a`` lies above ``b``, each a ``(mean, std, n)`` of :func:`sweep_stats`:
     the difference of the means, and that difference in units of the larger of the two
-    standard deviations (the seeds' spread; ±inf where both spreads are 0)."""
+    standard deviations (the seeds' spread; NaN where neither has a spread, as with one
+    seed each: there is nothing to measure the difference against)."""
     diff, spread = a[0] - b[0], max(a[1], b[1])
-    if not np.isfinite(diff):
-        return float(diff), math.nan
-    if spread > 0:
-        return float(diff), float(diff / spread)
-    return float(diff), math.copysign(math.inf, diff) if diff else 0.0
+    return float(diff), float(diff / spread) if spread > 0 else math.nan
 
 
 #: What figures call the metrics of a run's records.

@@ -99,8 +99,7 @@ class LiveDashboard(Callback):
                     trace.x, trace.y = edges[key]
                     trace.showlegend = bool(edges[key][0])
                     if key == "method_edge":
-                        trace.name = f"{plot.method_label(self.config.method)}'s edge (‖g‖: " \
-                                     "mean mini-batch)"
+                        trace.name = plot.edge_label(self.config.method)
             if self.records and self.records[-1].get("dataset"):
                 self.figure.layout.title.text = (
                     f"{self._title}  ·  data: {self.records[-1]['dataset']}")

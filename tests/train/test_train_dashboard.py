@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from train_tools import digits_config, steps_per_epoch
 from train_truth import epoch_records, read_jsonl
 
+from samlab import plot
 from samlab.plot import plot_run, run_series
 from samlab.train import Callback, Trainer
 from samlab.widgets.dashboard import LiveDashboard
@@ -165,3 +166,16 @@ def test_the_sharpness_panel_draws_each_epochs_stability_edges(tmp_path):
     np.testing.assert_allclose(own.y, [edges.sam_edge(r["lr"], config.rho, r["grad_norm_mean"],
                                                       config.momentum) for r in epochs[1:]])
     assert dash.figure.layout.yaxis3.type == "log"
+
+
+@pytest.mark.parametrize(("method", "says", "not_says"), [
+    ("sam", "(mean mini-batch ‖g‖)", "γ"), ("ssam", "(mean γ)", "‖g‖"), ("usam", "edge", "(")])
+def test_the_live_edge_legend_names_what_the_edge_is_computed_from(tmp_path, method, says,
+                                                                   not_says):
+    config = digits_config(tmp_path, name=f"legend_{method}", method=method, epochs=1,
+                           sharpness_every=1, sharpness_subset=100)
+    dash = LiveDashboard()
+    Trainer(config, callbacks=[dash], progress=False, report=False).fit()
+    name = dash.figure.data[dash._edge_traces["method_edge"]].name
+    assert says in name and not_says not in name
+    assert name == plot.edge_label(method)  # the static figure's legend, word for word
