@@ -3,13 +3,16 @@
 :func:`execute` runs ``notebooks/NN_name.py`` in a fresh kernel (cwd ``notebooks/``), in
 quick or full mode, optionally with edits a reader would make (``{"b=0.5": "b=1.0"}``,
 each of which must match the source exactly once), and reports the wall time and the
-kernel's peak memory.
+kernel's peak memory. ``python`` runs the kernel in another interpreter (a virtual
+environment with another build of torch, say) instead of this one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,18 +54,30 @@ def load(source: Path, edits: Mapping[str, str] | None = None) -> nbformat.Noteb
 
 def execute(source: Path, *, quick: bool, edits: Mapping[str, str] | None = None,
             timeout: int = 600, on_cell_start=None,
-            notebook: nbformat.NotebookNode | None = None) -> Executed:
+            notebook: nbformat.NotebookNode | None = None,
+            python: str | None = None) -> Executed:
     """Run ``source`` (or ``notebook``, loaded from it) in a new kernel, in place.
 
     Raises nbclient's errors as they come; ``notebook`` then holds the outputs so far.
     """
     notebook = load(source, edits) if notebook is None else notebook
     notebook.cells.append(nbformat.v4.new_code_cell(PEAK_CELL))
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+    specs = tempfile.TemporaryDirectory() if python else None
+    if specs:  # a kernel spec of that interpreter, found through JUPYTER_PATH
+        kernel = Path(specs.name) / "kernels" / "samlab-other-python"
+        kernel.mkdir(parents=True)
+        (kernel / "kernel.json").write_text(json.dumps({
+            "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": f"Python ({python})", "language": "python"}))
+    client = NotebookClient(notebook, timeout=timeout,
+                            kernel_name="samlab-other-python" if specs else "python3",
                             resources={"metadata": {"path": str(source.parent)}},
                             on_cell_start=on_cell_start)
-    saved = os.environ.get("SAMLAB_QUICK")
+    saved = {k: os.environ.get(k) for k in ("SAMLAB_QUICK", "JUPYTER_PATH")}
     os.environ["SAMLAB_QUICK"] = "1" if quick else "0"  # the kernel inherits it
+    if specs:
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(
+            [specs.name] + ([saved["JUPYTER_PATH"]] if saved["JUPYTER_PATH"] else []))
     try:
         t0 = time.perf_counter()
         client.execute()
@@ -71,10 +86,13 @@ def execute(source: Path, *, quick: bool, edits: Mapping[str, str] | None = None
         notebook.cells.pop()  # the measuring cell is not the reader's
         raise
     finally:
-        if saved is None:
-            os.environ.pop("SAMLAB_QUICK", None)
-        else:
-            os.environ["SAMLAB_QUICK"] = saved
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if specs:
+            specs.cleanup()
     peak_cell = notebook.cells.pop()
     text = "".join(o.get("text", "") for o in peak_cell.get("outputs", []))
     found = re.search(rf"{PEAK_MARK} (\d+)", text)

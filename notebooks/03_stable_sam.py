@@ -346,53 +346,74 @@ print(f"λ_max SSAM / USAM = {ratio:.2f}; 1 / (SSAM's mean γ over its last epoc
 # ## 4 · The paper's claim: a wider range of learning rates
 #
 # The SSAM paper's headline is about generalization: SAM (in its sense, our USAM) beats
-# SGD only in a limited range of learning rates, and SSAM extends that range. A sweep of
-# the learning rate on the same network, from too small to far too large, for SGD, USAM
-# and SSAM (`ρ = 0.3`, unnormalized scale) and SAM (`ρ = 0.1`, normalized scale) for
-# reference; three seeds each, same schedule, 20 epochs:
+# SGD only in a limited range of learning rates, and SSAM extends that range. On the clean
+# digits above no method beats SGD at all, so we sweep the learning rate where there is a
+# gain to see: the same network with **40 % of its training labels wrong**
+# (`label_noise=0.4`, a fixed seeded choice, the same for every run; test labels stay
+# clean, docs/training.md#label-noise), 60 epochs, where notebook 02 finds SAM far ahead
+# of SGD. SGD, USAM and SSAM (`ρ = 1`, unnormalized scale) and SAM (`ρ = 0.3`, normalized
+# scale), from too small a learning rate to far too large; three seeds each:
 
 # %%
 lr_values = [0.03, 0.3, 3.0] if QUICK else [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 lr_seeds = [0] if QUICK else seeds
+lr_settings = [("sgd", 0.0), ("sam", 0.3), ("usam", 1.0), ("ssam", 1.0)]
+noisy = dataclasses.replace(base, label_noise=0.4, epochs=20 if QUICK else 60, log_every=0,
+                            sharpness_every=0)
 lr_runs = []
-for method, rho in settings:
-    cfg = dataclasses.replace(base, name=f"03_lr_{method}", method=method, rho=rho,
-                              log_every=0, sharpness_every=0)
+for method, rho in lr_settings:
+    cfg = dataclasses.replace(noisy, name=f"03_lr_noisy_{method}", method=method, rho=rho)
     lr_runs += sweep(cfg, {"lr": lr_values, "seed": lr_seeds})
 lr_figure = plot.sweep_summary(lr_runs, x="lr", metrics=["test_acc", "train_loss"],
-                               x_label="learning rate η")
+                               x_label="learning rate η (40% noisy training labels)")
 plt.show()
 
 # %% [markdown]
-# Where each method beats SGD: its mean test accuracy is above SGD's by more than the
-# two standard deviations together (a margin the seeds cannot explain away).
+# Where each method beats SGD: its mean test accuracy is above SGD's at the same learning
+# rate by at least three standard deviations of the seeds (`plot.gap`, the larger of the
+# two spreads; the gap in those units is in brackets). The last column is SGD stopped at
+# its best validation epoch (early stopping, `RunResult.best()`), the fairer baseline:
 
 # %%
 by_lr = plot.sweep_stats(lr_runs, "test_acc", ("method", "lr"))
-print("   lr   " + "".join(f"{m.upper():>16}" for m, _ in settings))
-beats = {m: [] for m, _ in settings[1:]}
+sgd_best = plot.sweep_stats([r for r in lr_runs if r.config.method == "sgd"], "test_acc",
+                            ("lr",), at="best")
+print("   lr   " + "".join(f"{m.upper():>22}" for m, _ in lr_settings) + "   SGD, best epoch")
+beats = {m: [] for m, _ in lr_settings[1:]}
 for lr in lr_values:
-    sgd_mean, sgd_std, _ = by_lr[("sgd", lr)]
     cells = []
-    for m, _ in settings:
+    for m, _ in lr_settings:
         mean, std, _ = by_lr[(m, lr)]
-        better = m != "sgd" and mean - sgd_mean > std + sgd_std
-        if better:
+        _, sigmas = plot.gap(by_lr[(m, lr)], by_lr[("sgd", lr)])
+        if m != "sgd" and sigmas >= 3:
             beats[m].append(lr)
-        cells.append(f"{mean:.3f} ± {std:.3f}{'*' if better else ' '}")
-    print(f"{lr:6.2f} " + " ".join(f"{c:>15}" for c in cells))
-print("beats SGD (*) at η in:", {m.upper(): v for m, v in beats.items()})
+        cells.append(f"{mean:.3f} ± {std:.3f}" + (f" ({sigmas:+5.1f})" if m != "sgd" else ""))
+    best_mean, best_std, _ = sgd_best[(lr,)]
+    print(f"{lr:6.2f} " + "".join(f"{c:>22}" for c in cells) + f"   {best_mean:.3f} ± {best_std:.3f}")
+print("beats SGD by ≥ 3σ at η in:", {m.upper(): v for m, v in beats.items()})
 
 # %% [markdown]
 # Beside the paper's claim, what this sweep shows (full mode; three seeds):
 #
-# - **No method beats SGD** at any learning rate by more than the seeds' spread: the
-#   accuracy gains the paper reports on large networks do not appear on this small one.
-# - **The range does widen, but only against USAM.** At `η = 1` USAM collapses (test
-#   accuracy 0.19 ± 0.10) while SSAM keeps training (0.80 ± 0.05, against SGD's 0.67 ±
-#   0.24: within SGD's spread across seeds): the renormalization restores the learning
-#   rates the unnormalized perturbation took away, as on the quadratic in section 2, and
-#   no more. At `η = 3` every method is at chance.
+# - **Each method beats SGD in a limited range of learning rates**, as the paper says of
+#   SAM: SAM, USAM and SSAM all beat it by more than three standard deviations at
+#   `η = 0.03` and `0.1` (at `η = 0.1`: SAM 0.888 ± 0.012, USAM 0.907 ± 0.020, SSAM
+#   0.926 ± 0.008, against SGD's 0.713 ± 0.008, which has fitted the wrong labels), and
+#   none of them at `η = 0.01`, where every method trains too slowly to memorize much, or
+#   at `η = 0.3` and above.
+# - **SSAM does not widen that range here.** Its range of `η` where it beats SGD is the
+#   same as USAM's and SAM's. What SSAM does keep is trainability: at `η = 0.3` USAM
+#   collapses (0.177 ± 0.052) and SAM nearly so (0.384 ± 0.131), while SSAM still reaches
+#   0.713 ± 0.086, below SGD's 0.839 ± 0.021 but far above the others. The renormalization
+#   restores the learning rates the unnormalized perturbation took away, as on the
+#   quadratic in section 2; on this network that is not enough to beat SGD there.
+# - **Fair to SGD.** Stopped at its best validation epoch (last column), SGD reaches
+#   0.90–0.92 for `η ≤ 0.1`, which takes back most of the gains above; what survives is
+#   two to three points (SAM at `η = 0.03`: 0.940 ± 0.011 against 0.917 ± 0.003; SSAM at
+#   `η = 0.1`: 0.926 ± 0.008 against 0.902 ± 0.008). At `η = 1` and `3` every method
+#   ends at chance (0.100).
+# - On the clean digits of section 3 no method beats SGD at all: there is no gain for a
+#   range of learning rates to bound.
 
 
 # %% [markdown]
@@ -417,6 +438,8 @@ print("saved:", saved)
 # direction. On a quadratic that restores GD's learning-rate range for every `ρ` — no more.
 # On a saddle it is never captured where USAM escapes, but it is where USAM would blow up.
 # On a real network `γ_t` sits below 1 (falling early, then levelling off), SSAM keeps the
-# learning rates USAM loses, and on this small network none of the methods beats SGD's
-# accuracy.
+# learning rates USAM loses; on clean digits none of the methods beats SGD's accuracy.
+# With 40 % noisy labels all three beat SGD by far, in the same limited range of learning
+# rates (`η` from 0.03 to 0.1): SSAM keeps training where USAM and SAM collapse, but does
+# not extend the range where it beats SGD.
 # Next: notebook 04, late-phase switching from SGD to SAM.

@@ -122,8 +122,9 @@ print(f"data: {dataset}; {recipe['epochs']} epoch(s); "
 # The arms, same schedule and seed: SGD; SAM (`ρ = 0.05`, Foret et al.'s value for
 # CIFAR-10) from the first epoch; late SAM, switched on for the last eighth of the epochs
 # (Zhou et al.'s late phase, notebook 04: 25 of 200 at paper size; at least the last
-# epoch, so one of 12 at lab size, one of 2 at quick size); and SSAM (notebook 03), whose ascent is
-# unnormalized: its `ρ = 0.1` multiplies the gradient, so its perturbation has length
+# epoch, so one of 12 at lab size; at quick size it is SAM for the second of two epochs,
+# which shows that the switch runs, not what it does); and SSAM (notebook 03), whose
+# ascent is unnormalized: its `ρ = 0.1` multiplies the gradient, so its perturbation has length
 # `ρ‖g‖` (section 4 prints it, to set beside SAM's 0.05). Lab size: 12 epochs of a cosine
 # schedule let the learning rate decay all the way, so the arms' `λ_max` curves separate
 # as they do in a full run, while four arms still fit a Colab session (SAM and SSAM cost
@@ -249,7 +250,11 @@ check_momentum_edge(momentum_edge)
 #
 # Final test accuracy per arm, and what it cost, next to the references: He et al. (2016)
 # report 91.25% for ResNet-20 with SGD (160 epochs of the step schedule); the SAM-family
-# papers report a fraction of a point to a point on top.
+# papers report a fraction of a point to a point on top. What a size can show: at quick
+# size (two epochs on 512 images) the accuracies are near chance and say nothing about
+# the arms, and the cell says so; the cost columns are real at every size. Lab size
+# (12 epochs) ranks the arms' sharpness and cost, with accuracies below the 200-epoch
+# references; only the paper size compares with the papers.
 
 # %%
 sgd_time = results["SGD"].train_time
@@ -261,13 +266,23 @@ print(f"reference: ResNet-20 with SGD, He et al. 2016: 0.9125 (data here: "
       f"{results['SGD'].last.get('dataset', dataset)})")
 ssam_eps = results["SSAM"].config.rho * results["SSAM"].final("grad_norm_mean")
 print(f"SSAM's perturbation in its last epoch: ρ·mean‖g‖ = {ssam_eps:.4f} (SAM's: 0.05)")
+n_images = results["SGD"].config.n_train or 45000
+if SIZE == "quick":
+    print(f"quick size, {E} epochs on {n_images} images: accuracies near chance (0.10) and "
+          "the λ_max of networks that have barely trained. These rows show that every arm "
+          "runs, not how the arms compare; nothing here can be set beside the reference.")
+elif SIZE == "lab":
+    print(f"lab size, {E} epochs on {n_images} images: accuracies below the 200-epoch "
+          "references; the arms' sharpness and costs are this size's, not the papers'.")
 
 # %% [markdown]
 # ## 5 · The same valley
 #
 # Notebook 04's test on ResNet-20: the training loss along the line from the SGD solution
 # to the late-SAM one, and from SGD to SAM, with BatchNorm statistics recomputed at every
-# point on the same training batches (docs/landscape.md#batchnorm).
+# point on the same training batches (docs/landscape.md#batchnorm). At quick size the
+# solutions are two epochs from the same start, so the line shows the method, not an
+# answer: one valley or two is a question for a lab- or paper-size run.
 
 # %%
 device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -50,13 +50,14 @@ def test_at_must_be_final_or_best():
 @pytest.mark.parametrize(("a", "b", "expected"), [
     ((0.93, 0.01, 3), (0.78, 0.02, 3), (0.15, 7.5)),      # in units of the larger spread
     ((0.78, 0.02, 3), (0.93, 0.01, 3), (-0.15, -7.5)),
-    ((0.9, 0.0, 1), (0.8, 0.0, 1), (0.1, math.inf)),       # one seed each: no spread
-    ((0.8, 0.0, 1), (0.8, 0.0, 1), (0.0, 0.0)),
+    ((0.9, 0.0, 3), (0.8, 0.05, 3), (0.1, 2.0)),
 ])
 def test_gap_is_the_difference_over_the_larger_spread(a, b, expected):
     diff, sigmas = plot.gap(a, b)
     assert diff == pytest.approx(expected[0]) and sigmas == pytest.approx(expected[1])
 
 
-def test_gap_with_no_runs_is_nan():
-    assert math.isnan(plot.gap((math.nan, math.nan, 0), (0.8, 0.01, 3))[1])
+@pytest.mark.parametrize(("a", "b"), [((0.9, 0.0, 1), (0.8, 0.0, 1)),  # one seed each
+                                      ((math.nan, math.nan, 0), (0.8, 0.01, 3))])  # no runs
+def test_gap_without_a_spread_to_measure_against_is_nan(a, b):
+    assert math.isnan(plot.gap(a, b)[1])
