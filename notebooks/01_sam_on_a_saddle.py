@@ -21,8 +21,9 @@
 # the simplest saddle, a 2D quadratic, we derive exactly when that happens — a direction of
 # curvature `λ < 0` becomes attracting once `λ < −1/ρ` — and then measure it.
 #
-# **Time:** about 20 minutes to read and play. Run All takes about 7 s (measured on a
-# 2-core CPU by `make bench`), with at most 0.3 GB of memory. No GPU needed.
+# **Time:** about 20 minutes to read and play. Run All takes about 9 s (measured on a
+# 2-core CPU by `make bench`), with a peak of 0.3 GB of kernel memory (0.3 GB with the CPU
+# build of torch that Binder installs). No GPU needed.
 #
 # **Contents.** 1 The saddle · 2 GD escapes · 3 SAM and USAM can be captured · 4 Why: the
 # linear map · 5 The threshold, derived then measured · 6 What normalization and

@@ -24,9 +24,10 @@
 # then sweep `ρ` for SAM and USAM on a small network trained on real data, with clean
 # and with noisy labels.
 #
-# **Time:** about 25 minutes to read and play. Run All takes about 28 s (measured on a
+# **Time:** about 25 minutes to read and play. Run All takes about 2 min (measured on a
 # 2-core CPU by `make bench`; the network sweeps are most of it, and a second Run All reads
-# their runs back), with at most 0.93 GB of memory. No GPU needed.
+# their runs back), with a peak of 1.1 GB of kernel memory (0.6 GB with the CPU build of
+# torch that Binder installs). No GPU needed.
 #
 # **Contents.** 1 Stability on a convex quadratic · 2 Drift along a manifold of minima ·
 # 3 Robustness to ρ on real data · 4 Figures for handouts. Exercises (checked by samlab):

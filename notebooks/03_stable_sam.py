@@ -27,9 +27,10 @@
 # SSAM widens the range of learning rates where sharpness-aware training works (and look
 # for where it does not), then watch `γ_t` while training a small network on real data.
 #
-# **Time:** about 25 minutes to read and play. Run All takes about 48 s (measured on a
+# **Time:** about 25 minutes to read and play. Run All takes about 3 min (measured on a
 # 2-core CPU by `make bench`; the network runs are most of it, and a second Run All reads
-# them back), with at most 0.96 GB of memory. No GPU needed.
+# them back), with a peak of 1.1 GB of kernel memory (0.6 GB with the CPU build of torch
+# that Binder installs). No GPU needed.
 #
 # **A note on ρ.** In the SSAM paper "SAM" means the *unnormalized* ascent (USAM here), so
 # its `ρ` values are on USAM's scale, not comparable with Foret's `ρ = 0.05`
@@ -389,7 +390,8 @@ for lr in lr_values:
             beats[m].append(lr)
         cells.append(f"{mean:.3f} ± {std:.3f}" + (f" ({sigmas:+5.1f})" if m != "sgd" else ""))
     best_mean, best_std, _ = sgd_best[(lr,)]
-    print(f"{lr:6.2f} " + "".join(f"{c:>22}" for c in cells) + f"   {best_mean:.3f} ± {best_std:.3f}")
+    print(f"{lr:6.2f} " + "".join(f"{c:>22}" for c in cells)
+          + f"   {best_mean:.3f} ± {best_std:.3f}")
 print("beats SGD by ≥ 3σ at η in:", {m.upper(): v for m, v in beats.items()})
 
 # %% [markdown]

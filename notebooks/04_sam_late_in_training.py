@@ -24,9 +24,10 @@
 # the claim apart on a 2D valley where every step has a closed form, derive the escape
 # rate, then test the claim on a real network and measure what it costs.
 #
-# **Time:** about 30 minutes to read and play. Run All takes about 25 s (measured on a
-# 2-core CPU by `make bench`; a second Run All reads the network runs back), with at most
-# 1.0 GB of memory (on Binder, shut other kernels down first). No GPU needed.
+# **Time:** about 30 minutes to read and play. Run All takes about 100 s (measured on a
+# 2-core CPU by `make bench`; a second Run All reads the network runs back), with a peak
+# of 1.1 GB of kernel memory (0.6 GB with the CPU build of torch that Binder installs; on
+# Binder, shut other kernels down first). No GPU needed.
 #
 # **Contents.** 1 A valley with sharp and flat minima · 2 The switch, swept · 3 Two phases:
 # escape, then drift · 4 Late SAM on a real network · 5 Two phases on the network ·
@@ -447,8 +448,8 @@ print(f"SAM steps after the switch at 3E/4: {sam_steps}")
 # No difference worth the name here (full mode: `λ_max` 2.772 against 2.768, test
 # accuracy 0.8261 against 0.8311, a fifth of the seeds' spread): at `β = 0.9` the momentum
 # buffer forgets its SGD past within a few dozen steps, and SAM's 285 steps after the
-# switch are enough to make the start irrelevant. The option matters for reproducing the authors' numbers exactly, not for the
-# lesson.
+# switch are enough to make the start irrelevant. The option matters for reproducing the
+# authors' numbers exactly, not for the lesson.
 
 # %% [markdown]
 # ### Exercises: the switch in a training loop

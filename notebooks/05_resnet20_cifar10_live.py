@@ -25,8 +25,8 @@
 #
 # **Time:** about 30 minutes to read. It runs in three sizes, chosen in the next cells:
 # - **quick** (any CPU, what `make test` runs): a few hundred images, two epochs per arm,
-#   every cell once; Run All takes about 37 s on a 2-core CPU, with at most 1.5 GB of
-#   memory;
+#   every cell once; Run All takes about 70 s on a 2-core CPU, with a peak of 1.7 GB of
+#   kernel memory (1.2 GB with the CPU build of torch that Binder installs);
 # - **lab** (one GPU of the kind Colab gives): the four arms for 12 epochs on the full
 #   training set, `λ_max` every 3 epochs, sized for about 15 minutes on a Colab GPU (an
 #   estimate from about 10 s per SGD epoch on a T4: this size has not been timed on a GPU

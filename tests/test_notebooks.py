@@ -192,6 +192,26 @@ def test_the_header_states_the_run_time_make_bench_measured(source: Path):
         f"{shown(source)} says {seconds} s; make bench measured {measured} s")
 
 
+MEMORY = re.compile(r"peak of (\d+\.\d) GB of kernel memory \((\d+\.\d) GB with the CPU build")
+
+
+@each_notebook
+def test_the_header_states_the_memory_high_water_marks_make_bench_measured(source: Path):
+    """Rounded up to a tenth of a GB, so never below the measured peak, and not far above
+    it: with this environment's torch and with the CPU build that Binder installs."""
+    header = next(c.source for c in jupytext.read(source).cells if c.cell_type == "markdown")
+    stated = MEMORY.search(" ".join(header.split()))
+    assert stated, (f"the first cell of {shown(source)} should say 'a peak of X GB of kernel "
+                    f"memory (Y GB with the CPU build ...'")
+    rows = {r["metric"]: r["value"] for r in json.loads(BENCH_RESULTS.read_text())["rows"]}
+    for gb, metric in zip(stated.groups(), (f"{source.stem} peak kernel memory",
+                                            f"{source.stem} peak kernel memory, CPU build of "
+                                            "torch, as on Binder")):
+        measured_gb = rows[metric] / 1024
+        assert measured_gb <= float(gb) < measured_gb + 0.15, (
+            f"{shown(source)} says {gb} GB; make bench measured {measured_gb:.2f} GB ({metric})")
+
+
 FIGURES = REPO_ROOT / "tests" / "artifacts" / "figures"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import types
@@ -52,6 +53,19 @@ def test_every_notebook_is_a_row_of_one_table():
         assert sum(name in r for r in rows) == 1, f"{name} is not one row of the table"
         row = next(r for r in rows if name in r)
         assert f"{name}.ipynb" in row and "Binder" in row and "Colab" in row, row
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_the_tables_run_time_is_the_one_make_bench_measured(name):
+    row = next(r for rows in tables(README) for r in rows if name in r)
+    stated = re.search(r"(?:runs|quick runs) in (\d+) (s|min)", row)
+    assert stated, f"the README's row of {name} should say 'runs in N s'"
+    seconds = int(stated.group(1)) * (60 if stated.group(2) == "min" else 1)
+    bench = json.loads((REPO / "benchmarks" / "results" / "notebooks.json").read_text())
+    measured = next(r["value"] for r in bench["rows"]
+                    if r["metric"] == f"{name} full mode, Run All")
+    assert measured / 2 <= seconds <= measured * 2, (
+        f"the README says {name} runs in {seconds} s; make bench measured {measured} s")
 
 
 def test_no_row_of_the_table_is_left_as_raw_pipe_text():
