@@ -140,3 +140,67 @@ def test_make_exercises_needs_no_nbgrader(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "student" / "01_demo.ipynb").exists()
+
+
+def _instructor_copy(folder: Path, name: str = "01_demo.py") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    src = folder / name
+    src.write_text(jupytext.writes(jupytext.reads(SOURCE, fmt="py:light"), fmt="py:percent"))
+    jupytext.write(jupytext.read(src), src.with_suffix(".ipynb"))  # its paired notebook
+    return src
+
+
+def _handout(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "samlab.exercises.handout", *args],
+                          cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("out", [".", "./", "../notebooks", "link"])
+def test_the_handout_never_writes_over_the_instructors_copy(tmp_path, out):
+    notebooks = tmp_path / "notebooks"
+    src = _instructor_copy(notebooks)
+    (notebooks / "link").symlink_to(notebooks)  # a folder that resolves to the sources'
+    before = {p: p.read_bytes() for p in (src, src.with_suffix(".ipynb"))}
+    done = _handout(notebooks, src.name, "--out", out)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert f"the copy of {src.name} would overwrite {src.name}" in done.stderr
+    assert "--out student" in done.stderr and "Traceback" not in done.stderr
+    assert {p: p.read_bytes() for p in before} == before  # the solutions are still there
+
+
+def test_the_handout_refuses_to_write_a_sources_paired_notebook(tmp_path):
+    """A .py elsewhere whose copy would land on the instructor's paired .ipynb."""
+    notebooks = tmp_path / "notebooks"
+    src = _instructor_copy(notebooks)
+    other = _instructor_copy(tmp_path / "drafts")
+    before = src.with_suffix(".ipynb").read_bytes()
+    done = _handout(tmp_path, str(other.relative_to(tmp_path)), "--out", "notebooks")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "would overwrite notebooks/01_demo.py, which holds solutions" in done.stderr
+    assert src.with_suffix(".ipynb").read_bytes() == before
+
+
+def test_a_second_handout_replaces_the_first(tmp_path, capsys):
+    src = _instructor_copy(tmp_path / "notebooks")
+    for _ in range(2):
+        assert main([str(src), "--out", str(tmp_path / "student")]) == 0
+    assert "raise NotImplementedError()" in (tmp_path / "student" / src.name).read_text()
+
+
+@pytest.mark.parametrize("second", ["sub/01_demo.py", "01_demo.py", "./01_demo.py"])
+def test_two_sources_are_never_written_to_one_path(tmp_path, second):
+    _instructor_copy(tmp_path)
+    _instructor_copy(tmp_path / "sub")
+    done = _handout(tmp_path, "01_demo.py", second, "--out", "student")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    both = f"01_demo.py and {Path(second)} would both be written to student/01_demo.py"
+    assert both in done.stderr
+    assert not (tmp_path / "student").exists()  # refused before writing anything
+
+
+def test_a_source_that_is_not_utf8_is_named(tmp_path):
+    (tmp_path / "latin.py").write_bytes("# caf\xe9\n".encode("latin-1"))
+    done = _handout(tmp_path, "latin.py", "--out", "student")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "latin.py is not UTF-8 text (byte 5 is 0xe9)" in done.stderr
+    assert not (tmp_path / "student").exists()

@@ -81,23 +81,65 @@ def solutions(source: str) -> int:
 
 def write_handouts(sources: list[Path], out: Path) -> list[Path]:
     """Write the student version of each notebook source (a jupytext ``.py``) into ``out``,
-    with its ``.ipynb`` when jupytext is installed; returns the paths written."""
+    with its ``.ipynb`` when jupytext is installed; returns the paths written.
+
+    Everything is checked before anything is written: a copy that would land on a source,
+    on the ``.ipynb`` paired with one (``--out`` the sources' own folder, by any path), or
+    on any existing file that holds solution markers (another instructor's copy), and two
+    copies on one path (two sources of one name, a source given twice) are refused with a
+    ``ValueError`` naming both paths, so the instructor's solutions are never overwritten.
+    An earlier handout in ``out`` is replaced.
+    """
     try:
         import jupytext
     except ImportError:
         jupytext = None
-    texts = {src: student_version(src.read_text(encoding="utf-8"), str(src)) for src in sources}
+    targets = [(src, [out / src.name] + ([out / f"{src.stem}.ipynb"] if jupytext else []))
+               for src in sources]
+    _refuse_overwrites(targets)
+    texts = [student_version(_read(src), str(src)) for src in sources]
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for src, text in texts.items():
-        target = out / src.name
+    for (_, (target, *notebook)), text in zip(targets, texts):
         target.write_text(text, encoding="utf-8")
         written.append(target)
-        if jupytext is not None:
-            notebook = out / f"{src.stem}.ipynb"
-            jupytext.write(jupytext.reads(text, fmt="py:percent"), notebook, fmt="ipynb")
-            written.append(notebook)
+        if notebook:
+            jupytext.write(jupytext.reads(text, fmt="py:percent"), notebook[0], fmt="ipynb")
+            written.append(notebook[0])
     return written
+
+
+def _refuse_overwrites(targets: list[tuple[Path, list[Path]]]) -> None:
+    """Raise ValueError if a copy would overwrite a source (or its paired .ipynb), a file
+    with solutions, or another copy."""
+    protected = {}
+    for src, _ in targets:
+        protected[src.resolve()] = src
+        protected[src.resolve().with_suffix(".ipynb")] = src.with_suffix(".ipynb")
+    claimed: dict[Path, Path] = {}
+    for src, paths in targets:
+        for path in paths:
+            where = path.resolve()
+            if where in protected:
+                raise ValueError(f"the copy of {src} would overwrite {protected[where]} "
+                                 f"(written as {path}): give --out a folder that holds no "
+                                 "source, e.g. --out student")
+            if where.is_file() and BEGIN.encode() in where.read_bytes():
+                raise ValueError(f"the copy of {src} would overwrite {path}, which holds "
+                                 "solutions (an instructor's copy): give --out a folder "
+                                 "that holds no source, e.g. --out student")
+            if where in claimed:
+                raise ValueError(f"{claimed[where]} and {src} would both be written to {path}: "
+                                 "give each source once, and sources of different names")
+            claimed[where] = src
+
+
+def _read(src: Path) -> str:
+    try:
+        return src.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{src} is not UTF-8 text (byte {e.start} is {e.object[e.start]:#x}): "
+                         "a jupytext .py source is UTF-8; convert it first") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     # student_version replaced every block solutions() counts (both read markers by _marker).
-    stubs = sum(solutions(src.read_text(encoding="utf-8")) for src in args.sources)
+    stubs = sum(solutions(_read(src)) for src in args.sources)
     print(f"wrote {len(written)} files into {args.out}/ ({stubs} solutions replaced by stubs)")
     return 0
 
