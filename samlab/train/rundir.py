@@ -175,16 +175,14 @@ class RunDir:
 
     # -- records -------------------------------------------------------------------------------
     def records(self) -> list[dict[str, Any]]:
-        """Every record of ``metrics.jsonl`` (a torn last line, from a kill, is ignored)."""
+        """Every record of ``metrics.jsonl``. A torn last line (no line ending: a kill while
+        it was appended) is ignored; a whole line that is not a record raises
+        :class:`DamagedRecords`, so that nothing after it is silently dropped."""
         if not self.metrics_file.is_file():
             raise FileNotFoundError(f"no {METRICS} in {self.path}: is it a samlab run directory?")
-        records = []
-        for line in self.metrics_file.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-        return records
+        *lines, _torn = self.metrics_file.read_bytes().split(b"\n")
+        return [parse_record(line, self.metrics_file, number, len(lines))
+                for number, line in enumerate(lines, 1)]
 
     def append(self, record: dict[str, Any]) -> None:
         """Append one JSON line and fsync it: on disk before anything that claims it."""
@@ -302,6 +300,26 @@ class RunLock:
             self._fd = None
 
 
+class DamagedRecords(ValueError):
+    """A whole line of ``metrics.jsonl`` that is not a JSON record."""
+
+
+def parse_record(line: bytes, path: Path, number: int, lines: int | None = None) -> dict:
+    """Line ``number`` of ``path`` as a record, or :class:`DamagedRecords` naming it."""
+    try:
+        record = json.loads(line)
+    except ValueError:  # not JSON, or not UTF-8
+        record = None
+    if isinstance(record, dict):
+        return record
+    after = f", before {lines - number} more" if lines is not None else ""
+    raise DamagedRecords(
+        f"{path}, line {number}{after}: {bytes(line[:40])!r} is not a record; samlab appends "
+        f"whole JSON lines, so the file was changed outside samlab. Nothing was dropped. The "
+        f"way out: fix that line or delete it (sed -i '{number}d' {path}), then resume or "
+        "read the run again")
+
+
 class RecordTail:
     """The records appended to a ``metrics.jsonl`` since the last look, for a reader in
     another process than the trainer's (docs/training.md#watching-a-run).
@@ -317,6 +335,7 @@ class RecordTail:
         self.path = Path(path)
         self._file: BinaryIO | None = None
         self._offset = 0  # bytes of the held file already turned into records
+        self._lines = 0  # and the lines they held
 
     def read(self) -> tuple[list[dict[str, Any]], bool]:
         """``(records, restarted)``: the records written since the last call; when
@@ -337,16 +356,15 @@ class RecordTail:
                 self._file = open(self.path, "rb")
             except FileNotFoundError:
                 return [], False
-            self._offset, restarted = 0, True
+            self._offset, self._lines, restarted = 0, 0, True
         self._file.seek(self._offset)
         data = self._file.read()
         records = []
         for line in data[:data.rfind(b"\n") + 1].splitlines(keepends=True):
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # as records(): nothing past a line that is not a record
+            # as records(): a whole line that is not a record is reported, not skipped
+            records.append(parse_record(line.rstrip(b"\r\n"), self.path, self._lines + 1))
             self._offset += len(line)
+            self._lines += 1
         return records, restarted
 
     def close(self) -> None:
