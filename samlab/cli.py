@@ -10,6 +10,7 @@ Keep module-level imports light: ``samlab --version`` must not wait for torch.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -149,6 +150,15 @@ def _train(args: argparse.Namespace) -> int:
               f"samlab train --resume {trainer.run_dir}", file=sys.stderr)
         return EXIT_STATUS["interrupted"]
     except OSError as err:  # a full disk, a vanished directory: not a bug of samlab's
+        if err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            from samlab.train.rundir import CHECKPOINT
+
+            again = (f"resume: samlab train --resume {trainer.run_dir}"
+                     if (Path(trainer.run_dir) / CHECKPOINT).is_file() else
+                     "run the same command again (no checkpoint was saved yet)")
+            err = OSError(f"{err.strerror} while writing {err.filename or 'a file'}; what "
+                          "was written before it stands: make room (or raise the file-size "
+                          f"limit), then {again}")
         return _error("train", err, status=1)
     if result.status == "interrupted" and trainer.stop_signal == "SIGTERM":
         return EXIT_STATUS["terminated"]

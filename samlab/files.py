@@ -51,10 +51,13 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *,
         # mkstemp makes the file 0600; give it what open() would, so that every file of
         # a run directory has the same permissions.
         os.fchmod(fd, FILE_MODE & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as err:  # a full disk, a file-size limit: name the file
+            raise OSError(err.errno, err.strerror, str(path)) from None
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -22,6 +22,7 @@ Checkpoints hold only tensors and plain Python values, so they load with
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import math
 import os
@@ -186,11 +187,16 @@ class RunDir:
 
     def append(self, record: dict[str, Any]) -> None:
         """Append one JSON line and fsync it: on disk before anything that claims it."""
+        data = memoryview((json.dumps(record) + "\n").encode())
         fd = os.open(self.metrics_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
-        with os.fdopen(fd, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            while data:  # a short write leaves a torn last line, which a reader ignores
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        except OSError as err:  # a full disk, a file-size limit: name the file
+            raise OSError(err.errno, err.strerror, str(self.metrics_file)) from None
+        finally:
+            os.close(fd)
 
     def start_records(self) -> None:
         """An empty ``metrics.jsonl`` (a fresh run)."""
@@ -205,10 +211,16 @@ class RunDir:
 
     # -- the checkpoint ------------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any]) -> None:
-        """``torch.save`` to a temporary file, then rename over ``checkpoint.pt``."""
+        """``torch.save`` to a temporary file, then rename over ``checkpoint.pt``.
+
+        Serialized in memory first, so that a full disk is the ``OSError`` of a write
+        (naming the file) rather than torch's own error from inside its zip writer."""
         import torch
 
-        atomic_write(self.checkpoint_file, lambda f: torch.save(state, f), sole_writer=True)
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write(self.checkpoint_file, lambda f: f.write(buffer.getbuffer()),
+                     sole_writer=True)
 
     def load_checkpoint(self, map_location: Any = "cpu") -> dict[str, Any]:
         """The checkpoint, loaded with ``weights_only=True`` (no arbitrary code runs)."""
