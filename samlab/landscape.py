@@ -82,6 +82,17 @@ def _check_model(name: str, model) -> nn.Module:
     return model
 
 
+def _check_finite(name: str, model: nn.Module) -> None:
+    """Every floating-point entry of ``model``'s state finite: a NaN weight would make
+    every point of the line NaN, even the other model's end."""
+    for key, t in model.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = t[~torch.isfinite(t)].flatten()[0].item()
+            raise ValueError(f"{name} must have finite weights, got {bad} in {key} "
+                             f"({int((~torch.isfinite(t)).sum())} of {t.numel()} entries): "
+                             "a run that diverged has no line to walk")
+
+
 def _check_same_architecture(model_a: nn.Module, model_b: nn.Module) -> None:
     """Same ``state_dict`` keys, and at each key the same shape and dtype."""
     sa, sb = model_a.state_dict(), model_b.state_dict()
@@ -162,6 +173,8 @@ def interpolate(model_a: nn.Module, model_b: nn.Module, batches: Sequence[Batch]
     _check_model("model_a", model_a)
     _check_model("model_b", model_b)
     _check_same_architecture(model_a, model_b)
+    _check_finite("model_a", model_a)
+    _check_finite("model_b", model_b)
     batches = check_batches(batches)
     alphas = _check_alphas(alphas)
     if not callable(loss_fn):

@@ -207,6 +207,16 @@ def corrupt_cifar10_offline(tmp, monkeypatch):
     data.load_cifar10(fake.root, download=True, md5=fake.md5)
 
 
+def interpolate_to_nan():
+    from samlab import landscape
+
+    model, batches = tiny_problem()
+    broken = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        broken.weight[0, 1] = NAN
+    landscape.interpolate(model, broken, batches, [0.0, 1.0])
+
+
 def cuda_on_a_machine_without_one(tmp):
     from samlab.train import Trainer
 
@@ -289,6 +299,23 @@ REFUSALS = [
      "order must be one of 'random', 'first', got 'last'"),
     ("protocol='foret2021'", lambda t, m: TrainConfig.from_protocol("foret2021"), ValueError,
      "protocol must be one of 'samlab', 'zhou2025', got 'foret2021'"),
+    ("SAM(LBFGS)", lambda t, m: SAM(torch.nn.Linear(2, 1).parameters(), torch.optim.LBFGS,
+                                    lr=0.1), ValueError,
+     "base_optimizer must be an optimizer whose step needs no closure"),
+    ("interpolate to NaN weights", lambda t, m: interpolate_to_nan(), ValueError,
+     "model_b must have finite weights, got nan in weight (1 of 6 entries)"),
+    ("n_val = the whole training pool", lambda t, m: data.load_dataset("digits", n_val=1437),
+     ValueError, "n_val must be smaller than the 1437 training images of digits, so that "
+                 "some are left to train on, got 1437"),
+    ("Playground('saddle')", lambda t, m: Playground("saddle"), ValueError,
+     "landscape must be a samlab.toy landscape such as toy.BoundedSaddle() (an instance, "
+     "not a name), got 'saddle'"),
+    ("Playground(x0=(1,))", lambda t, m: Playground(QUAD, x0=(1,)), ValueError,
+     "x0 must be two finite numbers (x, y), got (1,)"),
+    ("Playground(x0=(1, 2, 3))", lambda t, m: Playground(QUAD, x0=(1, 2, 3)), ValueError,
+     "x0 must be two finite numbers (x, y), got (1, 2, 3)"),
+    ("Playground(x0=(1, nan))", lambda t, m: Playground(QUAD, x0=(1, NAN)), ValueError,
+     "x0 must be two finite numbers (x, y), got (1, nan)"),
 ]
 if not torch.cuda.is_available():
     REFUSALS.append(("device='cuda' without one", lambda t, m: cuda_on_a_machine_without_one(t),
@@ -317,6 +344,7 @@ CLI_REFUSALS = [
     (["--method", "sam", "--end-epoch", "2"], "end_epoch must be an integer <= epochs (1), got 2"),
     (["--switch-log-steps", "10"], "switch_log_steps needs switch_epoch"),
     (["--sharpness-subset-order", "sorted"], "sharpness_subset_order must be one of"),
+    (["--n-val", "1437"], "n_val must be smaller than the 1437 training images of digits"),
 ]
 
 

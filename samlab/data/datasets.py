@@ -164,6 +164,9 @@ def load_dataset(
             classes, label = CIFAR10_CLASSES, JPEG_LABEL
         n_val = 5000 if n_val is None else n_val
 
+    if n_val >= len(pool_labels):
+        raise validate.fail("n_val", f"smaller than the {len(pool_labels)} training images of "
+                            f"{name}, so that some are left to train on", n_val)
     train_idx, val_idx = split_train_val(pool_labels, n_val=n_val, seed=split_seed)
     if n_train is not None:
         if n_train > len(train_idx):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from typing import Any, Literal
@@ -97,6 +98,11 @@ class SAM(torch.optim.Optimizer):
             raise validate.fail("base_optimizer",
                                 "a torch.optim.Optimizer class such as torch.optim.SGD",
                                 base_optimizer)
+        closure = inspect.signature(base_optimizer.step).parameters.get("closure")
+        if closure is not None and closure.default is inspect.Parameter.empty:
+            raise validate.fail("base_optimizer", "an optimizer whose step needs no closure "
+                                "(SAM computes both gradients itself), such as "
+                                "torch.optim.SGD", base_optimizer)
         switch_step = validate.integer("switch_step", switch_step, low=0, none=True)
         switch_epoch = validate.integer("switch_epoch", switch_epoch, low=0, none=True)
         if switch_step is not None and switch_epoch is not None:

@@ -120,7 +120,15 @@ class Playground:
         metric: tuple[str, Callable[[np.ndarray], np.ndarray]] | None = None,
         switch: int | None = None,
     ):
+        if landscape is not None and not isinstance(landscape, Landscape):
+            raise validate.fail("landscape", "a samlab.toy landscape such as "
+                                "toy.BoundedSaddle() (an instance, not a name)", landscape)
         self.landscape = landscape if landscape is not None else BoundedSaddle()
+        x0 = np.asarray(x0, dtype=object).ravel() if not isinstance(x0, str) else x0
+        if (isinstance(x0, str) or len(x0) != 2
+                or not all(validate.is_number(v) and np.isfinite(float(v)) for v in x0)):
+            raise validate.fail("x0", "two finite numbers (x, y)",
+                                tuple(x0) if not isinstance(x0, str) else x0)
         if isinstance(methods, str):
             methods = (methods,)
         if available is None:  # every row of the table, under the name `methods` uses for it
