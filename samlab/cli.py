@@ -191,8 +191,31 @@ def _trainer_from_args(args: argparse.Namespace):
                                      **given)
         return Trainer(config, resume=True, progress=not args.no_progress)
     base = TrainConfig.load(args.config).to_dict() if args.config else {}
-    config = TrainConfig.from_dict({**base, **given})
+    try:
+        config = TrainConfig.from_dict({**base, **given})
+    except ValueError as err:
+        raise ValueError(_blame_the_protocol(str(err), args.protocol, flags)) from None
     return Trainer(config, progress=not args.no_progress)
+
+
+def _blame_the_protocol(message: str, name: str | None, typed: dict[str, Any]) -> str:
+    """``message``, saying which of the fields it names the protocol set, not the user."""
+    if name is None:
+        return message
+    import re
+
+    from samlab.train.protocols import protocol
+
+    # The fields the message names, in the order they appear: its subject first.
+    found = ((re.search(rf"\b{field}\b", message), field) for field in protocol(name)
+             if field not in typed)
+    set_by_it = sorted((m.start(), field) for m, field in found if m)
+    if not set_by_it:
+        return message
+    fields = [field for _, field in set_by_it]
+    values = ", ".join(f"{f} = {protocol(name)[f]!r}" for f in fields)
+    flags = " or ".join("--" + f.replace("_", "-") for f in fields)
+    return f"{message} ({values} comes from --protocol {name}: give {flags} to change it)"
 
 
 def train_command(config, *, nproc: int | None = None) -> str:

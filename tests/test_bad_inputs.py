@@ -345,6 +345,11 @@ CLI_REFUSALS = [
     (["--switch-log-steps", "10"], "switch_log_steps needs switch_epoch"),
     (["--sharpness-subset-order", "sorted"], "sharpness_subset_order must be one of"),
     (["--n-val", "1437"], "n_val must be smaller than the 1437 training images of digits"),
+    (["--protocol", "zhou2025", "--epochs", "3"], "switch_epoch must be <= epochs (3), got 150 "
+     "(switch_epoch = 150 comes from --protocol zhou2025: give --switch-epoch to change it)"),
+    (["--protocol", "zhou2025", "--method", "sgd", "--epochs", "200"], "got method='sgd' "
+     "(switch_epoch = 150 "
+     "comes from --protocol zhou2025: give --switch-epoch to change it)"),
 ]
 
 
