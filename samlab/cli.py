@@ -108,7 +108,8 @@ def _add_train(subcommands: argparse._SubParsersAction) -> None:
             else f.default
         flag = "--" + f.name.replace("_", "-")
         kind = str(f.type)
-        text = f"{HELP[f.name]} (default: {'auto' if default is None else default})"
+        text = HELP[f.name] if "(default:" in HELP[f.name] else \
+            f"{HELP[f.name]} (default: {'auto' if default is None else default})"
         if "bool" in kind:  # --x / --no-x; absent: the default (None: decided by the run)
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                            default=None, help=text)
@@ -180,7 +181,7 @@ def _trainer_from_args(args: argparse.Namespace):
     # The protocol first, the flags on top; on resume they must agree with the saved run.
     given = {**(protocol(args.protocol) if args.protocol is not None else {}), **flags}
     if args.resume is not None:
-        run_dir = args.resume
+        run_dir = args.resume.resolve()  # `--resume .` from inside the run directory
         # The run directory names the run: a repeated --name/--runs-dir must agree with it.
         for key, value in (("name", run_dir.name), ("runs_dir", run_dir.parent)):
             if key in given and Path(given.pop(key)) != Path(value):
@@ -264,18 +265,32 @@ def _add_plot(subcommands: argparse._SubParsersAction) -> None:
 
 def _plot(args: argparse.Namespace) -> int:
     import matplotlib
+    import matplotlib.figure
 
     matplotlib.use("Agg")
     from samlab.plot import plot_run
 
+    out = args.out or (args.run_dirs[0] / "plot.png" if len(args.run_dirs) == 1
+                       else args.run_dirs[0].parent / "runs_comparison.png")
+    formats = sorted(matplotlib.figure.Figure().canvas.get_supported_filetypes())
+    if out.suffix.lstrip(".").lower() not in formats:
+        print(f"samlab plot: --out must end in an image format matplotlib writes "
+              f"({', '.join(formats)}), got {str(out)!r}", file=sys.stderr)
+        return 2
+    if not out.parent.is_dir():
+        print(f"samlab plot: --out {out}: there is no folder {out.parent} to write it into",
+              file=sys.stderr)
+        return 2
     try:
         fig = plot_run(args.run_dirs)
     except (FileNotFoundError, ValueError) as err:
         print(f"samlab plot: {err}", file=sys.stderr)
         return 2
-    out = args.out or (args.run_dirs[0] / "plot.png" if len(args.run_dirs) == 1
-                       else args.run_dirs[0].parent / "runs_comparison.png")
-    fig.savefig(out, dpi=150)
+    try:
+        fig.savefig(out, dpi=150)
+    except OSError as err:
+        print(f"samlab plot: cannot write {out}: {err.strerror or err}", file=sys.stderr)
+        return 1
     print(out)
     return 0
 

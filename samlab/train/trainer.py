@@ -209,8 +209,8 @@ class Trainer:
                     self.rundir.append({"kind": "diverged", "epoch": result.epochs_done,
                                         "message": str(err)})
         if result is None:
-            result = RunResult("completed", cfg.epochs, self.run_dir,
-                               f"completed {cfg.epochs} epochs", records, cfg)
+            done = f"completed {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}"
+            result = RunResult("completed", cfg.epochs, self.run_dir, done, records, cfg)
         if self.is_main and self.report:  # said even without progress bars
             print(f"samlab: {result.message}", flush=True)
         for cb in self.callbacks:
