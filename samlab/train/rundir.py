@@ -265,6 +265,34 @@ class RunDir:
         return RunResult(status, self.epochs_done(), self.path, records=records, config=config)
 
     # -- one writer ------------------------------------------------------------------------------
+    def trainer_gone(self) -> int | None:
+        """The process id of the run's last trainer if that process has exited on this
+        machine and nobody holds the run's lock (killed or interrupted, unless the run
+        finished); None while it runs, or when that cannot be told."""
+        try:
+            pid = int((self.path / LOCK).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+            return None  # alive
+        except PermissionError:
+            return None  # alive, someone else's
+        except ProcessLookupError:
+            pass
+        try:  # no process of that id here; a trainer elsewhere would still hold the lock
+            fd = os.open(self.path / LOCK, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        finally:
+            os.close(fd)  # and with it the probe's lock
+        return pid
+
+
     def acquire(self) -> RunLock:
         """Take the run's exclusive lock (until :meth:`RunLock.release`), or raise
         :class:`RunInUse` naming the process that holds it."""

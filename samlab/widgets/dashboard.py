@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .. import plot, validate
-from ..train.rundir import RecordTail, RunDir, RunResult, read_run
+from ..train.rundir import DamagedRecords, RecordTail, RunDir, RunResult, read_run
 from ..train.trainer import Callback, Trainer
 
 
@@ -169,6 +169,8 @@ class RunWatcher:
         self.dashboard = LiveDashboard(title=f"{self.rundir.path}: waiting for the run")
         self.epochs: int | None = None  # the run's config.epochs, once its config is there
         self._tail = RecordTail(self.rundir.metrics_file)
+        self._damage: DamagedRecords | None = None
+        self._over = False  # the end is drawn: nothing more to read
         self.poll()  # what is there already; a path that is not a run directory fails here
         self.task: asyncio.Task[str] | None = None
         try:
@@ -185,48 +187,80 @@ class RunWatcher:
 
     @property
     def status(self) -> str:
-        """``waiting`` (no config.json yet), ``running``, ``completed`` or ``diverged``:
-        the run as its records tell it."""
+        """``waiting`` (no config.json yet), ``running``, ``completed`` or ``diverged``, as
+        the records tell it; or, for a run that can no longer finish, ``stopped`` (its
+        trainer's process is gone and the lock is free: killed or interrupted),
+        ``deleted`` (its directory is gone) or ``damaged`` (a line of its metrics.jsonl
+        is not a record): :attr:`why` says more."""
         if self.epochs is None:
             return "waiting"
+        if self._damage is not None:
+            return "damaged"
         records = self.dashboard.records
         if records and records[-1].get("kind") == "diverged":
             return "diverged"
         epochs = [r for r in records if r.get("kind") == "epoch"]
         if epochs and epochs[-1]["epoch"] == self.epochs - 1:
             return "completed"
+        if not self.rundir.path.is_dir():
+            return "deleted"
+        if self.rundir.trainer_gone() is not None:
+            return "stopped"
         return "running"
 
     @property
+    def why(self) -> str:
+        """The status, in a sentence a reader can act on."""
+        status, path = self.status, self.rundir.path
+        if status == "stopped":
+            return (f"stopped: its trainer (process {self.rundir.trainer_gone()}) is gone "
+                    f"before the last epoch; resume with samlab train --resume {path}")
+        if status == "deleted":
+            return f"deleted: {path} no longer exists"
+        if status == "damaged":
+            return f"damaged: {self._damage}"
+        return status
+
+    @property
     def finished(self) -> bool:
-        return self.status in ("completed", "diverged")
+        return self.status in ("completed", "diverged", "stopped", "deleted", "damaged")
 
     def poll(self) -> bool:
         """Read what was written since the last look and redraw; whether anything changed.
 
         Nothing is read once the run is finished.
         """
-        if self.finished or (self.epochs is None and not self.rundir.started()):
+        if self._over or (self.epochs is None and not self.rundir.started()):
             return False
-        records, restarted = self._tail.read()
+        try:
+            records, restarted = self._tail.read()
+        except DamagedRecords as err:
+            if self.epochs is None:  # at the first look: the caller hears it at once
+                raise
+            self._damage = err
+            return self._end()
         if restarted or self.epochs is None:  # a new run, or the same one resumed
             config = self.rundir.read_config()
             self.epochs = config.epochs
             self.dashboard.config = config
             self.dashboard.figure.layout.title.text = plot.run_label(config)
-        if not (records or restarted):
-            return False
-        self.dashboard.update(records if restarted else [*self.dashboard.records, *records])
-        if self.finished:
-            self.dashboard.mark(self.status)
-            self._tail.close()
+        if records or restarted:
+            self.dashboard.update(records if restarted else [*self.dashboard.records, *records])
+        if self.finished:  # read first: a killed trainer's last records are drawn too
+            return self._end()
+        return bool(records or restarted)
+
+    def _end(self) -> bool:
+        self.dashboard.mark(self.why)
+        self._tail.close()
+        self._over = True
         return True
 
     async def _follow(self) -> str:
         loop = asyncio.get_running_loop()
         deadline = None if self.until is None else loop.time() + self.until
         try:
-            while not self.finished:
+            while not self._over:
                 wait = self.every if deadline is None else min(self.every,
                                                                deadline - loop.time())
                 if wait <= 0:
@@ -249,7 +283,7 @@ class RunWatcher:
 
     def __repr__(self) -> str:
         following = self.task is not None and not self.task.done()
-        return (f"RunWatcher({str(self.rundir.path)!r}, {self.status}, "
+        return (f"RunWatcher({str(self.rundir.path)!r}, {self.why}, "
                 f"{len(self.dashboard.records)} records{', following' if following else ''})")
 
     def _ipython_display_(self):

@@ -64,9 +64,9 @@ def assert_shows(watcher: RunWatcher, records: list[dict]) -> None:
 
 def start_copy(source_config, run_dir: Path) -> Path:
     """What a trainer writes first: the directory and its lock, config.json, an empty
-    metrics.jsonl."""
+    metrics.jsonl. This process plays the trainer: the lock names it."""
     run_dir.mkdir()
-    (run_dir / ".lock").write_text("4242\n")
+    (run_dir / ".lock").write_text(f"{os.getpid()}\n")
     shutil.copy(source_config.run_dir / "config.json", run_dir / "config.json")
     (run_dir / "metrics.jsonl").write_bytes(b"")
     return run_dir / "metrics.jsonl"
@@ -272,3 +272,70 @@ def test_the_watcher_follows_a_run_another_process_trains_and_stops_when_it_comp
     assert_shows(watcher, records)
     assert drawn[-1] == len(records) and drawn[0] < len(records)  # it followed the run
     assert drawn == sorted(drawn)
+
+
+# -- runs that can no longer finish ----------------------------------------------------------
+
+
+def a_dead_process() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def test_a_run_whose_trainer_is_gone_is_stopped_and_says_how_to_resume(tmp_path, sam_run):
+    config, lines = sam_run
+    metrics = start_copy(config, tmp_path / "copy")
+    append(metrics, b"".join(lines[:4]))
+    watcher = LiveDashboard.watch(tmp_path / "copy")
+    assert watcher.status == "running"
+    pid = a_dead_process()
+    (tmp_path / "copy" / ".lock").write_text(f"{pid}\n")  # killed: no last record
+    assert watcher.poll() and watcher.status == "stopped" and watcher.finished
+    assert watcher.why == (f"stopped: its trainer (process {pid}) is gone before the last "
+                           f"epoch; resume with samlab train --resume {tmp_path / 'copy'}")
+    assert watcher.why in watcher.figure.layout.title.text and not watcher.poll()
+    assert_shows(watcher, [json.loads(line) for line in lines[:4]])
+
+
+def test_a_dead_pid_whose_lock_is_held_is_still_running(tmp_path, sam_run):
+    """A trainer on another machine (a shared file system) holds the lock: not stopped."""
+    config, _ = sam_run
+    start_copy(config, tmp_path / "copy")
+    with RunDir(tmp_path / "copy").lock():
+        (tmp_path / "copy" / ".lock").write_text(f"{a_dead_process()}\n")
+        watcher = LiveDashboard.watch(tmp_path / "copy")
+        assert watcher.status == "running"
+
+
+def test_a_run_directory_deleted_while_watched_is_deleted(tmp_path, sam_run):
+    config, lines = sam_run
+    append(start_copy(config, tmp_path / "copy"), b"".join(lines[:2]))
+    watcher = LiveDashboard.watch(tmp_path / "copy")
+    shutil.rmtree(tmp_path / "copy")
+    assert watcher.poll() and watcher.status == "deleted"
+    assert watcher.why == f"deleted: {tmp_path / 'copy'} no longer exists"
+
+
+def test_damage_appended_while_watched_ends_the_watch_naming_the_line(tmp_path, sam_run):
+    config, lines = sam_run
+    metrics = start_copy(config, tmp_path / "copy")
+    append(metrics, b"".join(lines[:2]))
+    watcher = LiveDashboard.watch(tmp_path / "copy")
+    append(metrics, b"garbage\n" + lines[2])
+    assert watcher.poll() and watcher.status == "damaged"
+    assert "damaged: " in watcher.why and "metrics.jsonl, line 3: b'garbage'" in watcher.why
+    assert watcher.why in watcher.figure.layout.title.text
+    assert "damaged" in repr(watcher)
+
+
+def test_in_an_event_loop_a_killed_trainer_ends_the_watch(tmp_path, sam_run):
+    config, lines = sam_run
+    append(start_copy(config, tmp_path / "copy"), b"".join(lines[:3]))
+    (tmp_path / "copy" / ".lock").write_text(f"{a_dead_process()}\n")
+
+    async def follow():
+        watcher = LiveDashboard.watch(tmp_path / "copy", every=0.05)  # until=None
+        return await asyncio.wait_for(watcher.task, timeout=10)
+
+    assert asyncio.run(follow()) == "stopped"
