@@ -207,6 +207,19 @@ def corrupt_cifar10_offline(tmp, monkeypatch):
     data.load_cifar10(fake.root, download=True, md5=fake.md5)
 
 
+def eig_of_nan_weights():
+    model, batches = tiny_problem()
+    with torch.no_grad():
+        model.weight[0, 0] = NAN
+    sharpness.top_eigenvalues(model, F.cross_entropy, batches)
+
+
+def eig_of_nan_inputs():
+    model, [(x, y)] = tiny_problem()
+    x[3, 1] = NAN
+    sharpness.top_eigenvalues(model, F.cross_entropy, [(x, y)], method="power")
+
+
 def interpolate_to_nan():
     from samlab import landscape
 
@@ -299,6 +312,10 @@ REFUSALS = [
      "order must be one of 'random', 'first', got 'last'"),
     ("protocol='foret2021'", lambda t, m: TrainConfig.from_protocol("foret2021"), ValueError,
      "protocol must be one of 'samlab', 'zhou2025', got 'foret2021'"),
+    ("λ_max of NaN weights", lambda t, m: eig_of_nan_weights(), FloatingPointError,
+     "the Hessian-vector product 1 is not finite (8 of 8 entries are nan or inf)"),
+    ("λ_max of NaN inputs", lambda t, m: eig_of_nan_inputs(), FloatingPointError,
+     "is not finite"),
     ("SAM(LBFGS)", lambda t, m: SAM(torch.nn.Linear(2, 1).parameters(), torch.optim.LBFGS,
                                     lr=0.1), ValueError,
      "base_optimizer must be an optimizer whose step needs no closure"),

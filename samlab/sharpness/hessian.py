@@ -188,6 +188,13 @@ class HessianOperator:
             hv = self._batch(x, y, tangents)
             out.add_(torch.cat([h.reshape(-1) for h in hv]), alpha=weight)
         self.n_hvp += 1
+        if not bool(torch.isfinite(out).all()):  # one check per product: Lanczos syncs anyway
+            bad = int((~torch.isfinite(out)).sum())
+            raise FloatingPointError(
+                f"the Hessian-vector product {self.n_hvp} is not finite ({bad} of {self.n} "
+                f"entries are nan or inf): the loss is not finite at these weights and "
+                "batches, so it has no curvature to measure; check that the model's weights "
+                "and the inputs are finite (a run that diverged has no λ_max)")
         return out
 
     def _batch(self, x, y, tangents) -> list[torch.Tensor]:
