@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import samlab
-from samlab.paths import CIFAR10_FILES, CIFAR10_FOLDER, data_dir
+from samlab.paths import CIFAR10_FILES, CIFAR10_FOLDER, JPEG_NAME, data_dir
 
 # Distribution names whose versions `samlab doctor` reports, in the order it reports them.
 PACKAGES = (
@@ -43,8 +43,10 @@ NOTEBOOK_NEEDS: dict[str, dict[str, bool]] = {
     "02_why_sam_normalizes": {"cuda": False, "cifar10": False},
     "03_stable_sam": {"cuda": False, "cifar10": False},
     "04_sam_late_in_training": {"cuda": False, "cifar10": False},
-    "05_resnet20_cifar10_live": {"cuda": True, "cifar10": True},  # quick mode needs neither
+    "05_resnet20_cifar10_live": {"cuda": True, "cifar10": True},  # its lab and paper sizes
 }
+#: Notebooks with a CPU size that needs neither (notebook 05's quick size).
+CPU_SIZE = {"05_resnet20_cifar10_live": "quick size on a CPU, no download"}
 
 
 def doctor_report() -> dict[str, Any]:
@@ -144,10 +146,13 @@ def _data_report() -> dict[str, Any]:
     missing = [name for name in CIFAR10_FILES if not (folder / name).is_file()]
     corrupt = [name for name in CIFAR10_FILES
                if name not in missing and not _md5_ok(folder / name)]
+    jpeg = root / JPEG_NAME
     return {
         "dir": str(root),
+        "dir_is_a_file": root.exists() and not root.is_dir(),
         "cifar10": {"path": str(folder), "present": not missing, "missing": missing,
                     "corrupt": corrupt, "ok": not missing and not corrupt},
+        "cifar10_jpeg": {"path": str(jpeg), "present": jpeg.is_file()},
     }
 
 
@@ -216,7 +221,10 @@ def format_doctor_report(report: dict[str, Any]) -> str:
 
     data = report["data"]
     lines += ["", f"Data  ({data['dir']}; set SAMLAB_DATA to use another directory)"]
-    cifar10 = data["cifar10"]
+    if data.get("dir_is_a_file"):
+        row("data directory", f"NOT A DIRECTORY  {data['dir']} is a file: point SAMLAB_DATA "
+                              "at the folder that holds the data")
+    cifar10, jpeg = data["cifar10"], data.get("cifar10_jpeg", {})
     if cifar10["ok"]:
         row("CIFAR-10", f"ok  {cifar10['path']} (md5s checked)")
     else:
@@ -233,7 +241,13 @@ def format_doctor_report(report: dict[str, Any]) -> str:
             f'python -c "import torchvision; '
             f"torchvision.datasets.CIFAR10('{data['dir']}', download=True)\"",
         )
+        if jpeg.get("present"):
+            row("", "or train on the JPEG copy below: --dataset cifar10-jpeg")
+    row("CIFAR-10, JPEG copy", f"ok  {jpeg['path']} (JPEG-recompressed; --dataset "
+                               "cifar10-jpeg)" if jpeg.get("present") else
+        f"not found  no {jpeg.get('path', JPEG_NAME)} (optional: an offline stand-in)")
     lines += ["", "Notebooks"]
+    notebook_width = max(width, 2 + max(map(len, report["notebooks"]), default=0))
     cuda_ok = report["cuda"]["available"]
     cifar_ok = report["data"]["cifar10"]["ok"]
     for name, needs in report["notebooks"].items():
@@ -241,6 +255,9 @@ def format_doctor_report(report: dict[str, Any]) -> str:
                  if need]
         missing = [w for w, have in (("CUDA", cuda_ok), ("CIFAR-10", cifar_ok))
                    if w in wants and not have]
-        row(name, ("needs " + " and ".join(wants) if wants else "CPU only, no download")
-            + (f"  (missing here: {', '.join(missing)})" if missing else ""))
+        text = ("needs " + " and ".join(wants) if wants else "CPU only, no download")
+        if wants and name in CPU_SIZE:
+            text = f"{CPU_SIZE[name]}; its lab and paper sizes need {' and '.join(wants)}"
+        lines.append(f"  {name:<{notebook_width}}{text}"
+                     + (f"  (missing here: {', '.join(missing)})" if missing else ""))
     return "\n".join(lines)

@@ -21,6 +21,8 @@ def data_dir() -> Path:
 # torchvision's layout of CIFAR-10 (the "python version" archive, extracted). Here rather than
 # in samlab.data so that `samlab doctor` can look for it without importing torch.
 CIFAR10_FOLDER = "cifar-10-batches-py"
+#: The JPEG-recompressed copy of CIFAR-10 (samlab.data.jpeg), looked for in the data directory.
+JPEG_NAME = "cifar10-jpeg.npz"
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
 CIFAR10_META_FILE = "batches.meta"

@@ -183,6 +183,8 @@ def test_doctor_json_finds_cifar10_in_samlab_data(tmp_path):
     # Present, but empty files are not CIFAR-10: doctor checks the md5s, not only the names.
     assert report["data"]["cifar10"] == {"path": str(folder), "present": True, "missing": [],
                                          "corrupt": list(CIFAR10_FILES), "ok": False}
+    assert report["data"]["cifar10_jpeg"]["present"] is False
+    assert report["data"]["dir_is_a_file"] is False
 
 
 def test_data_dir_is_repo_data_unless_samlab_data_is_set(monkeypatch, tmp_path):
@@ -195,3 +197,21 @@ def test_data_dir_is_repo_data_unless_samlab_data_is_set(monkeypatch, tmp_path):
 @pytest.mark.parametrize("argv", [[], ["doctor", "--no-such-flag"]])
 def test_cli_usage_errors_exit_with_status_2(argv):
     assert samlab_command(*argv).returncode == 2
+
+
+def test_doctor_points_at_the_jpeg_copy_it_sees_and_05s_cpu_size(tmp_path):
+    (tmp_path / "cifar10-jpeg.npz").write_bytes(b"")
+    report = samlab_command("doctor", data=tmp_path).stdout
+    assert f"CIFAR-10, JPEG copy     ok  {tmp_path / 'cifar10-jpeg.npz'}" in report
+    assert "or train on the JPEG copy below: --dataset cifar10-jpeg" in report
+    row = next(line for line in report.splitlines() if "05_resnet20_cifar10_live" in line)
+    assert "05_resnet20_cifar10_live  quick size on a CPU, no download; its lab and paper " \
+           "sizes need CUDA and CIFAR-10" in row  # the name and its text apart
+    assert json.loads(samlab_command("doctor", "--json", data=tmp_path).stdout)["data"][
+        "cifar10_jpeg"] == {"path": str(tmp_path / "cifar10-jpeg.npz"), "present": True}
+
+
+def test_doctor_says_when_samlab_data_is_a_file(tmp_path):
+    (tmp_path / "data").write_text("not a folder")
+    report = samlab_command("doctor", data=tmp_path / "data").stdout
+    assert f"NOT A DIRECTORY  {tmp_path / 'data'} is a file" in report

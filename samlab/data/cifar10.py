@@ -182,6 +182,9 @@ def _download_cifar10(root: Path) -> None:
     from torchvision.datasets.utils import download_and_extract_archive
 
     archive = root / CIFAR10.filename
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"{root} is a file, not a directory: CIFAR-10 goes into a "
+                                 "folder (the data directory: SAMLAB_DATA, or path=)")
     try:
         download_and_extract_archive(
             CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5
@@ -192,5 +195,16 @@ def _download_cifar10(root: Path) -> None:
             f"Offline? Fetch {CIFAR10.filename} elsewhere and put it at {archive} (it is "
             f"checked against md5 {CIFAR10.tgz_md5} and extracted on the next "
             f"download=True), or extract it yourself so that {root / CIFAR10_FOLDER} holds "
-            f"{', '.join(CIFAR10_FILES)}."
+            f"{', '.join(CIFAR10_FILES)}.{_jpeg_hint()}"
         ) from error
+
+
+def _jpeg_hint() -> str:
+    """Where samlab can see the JPEG copy: say that it can train on it instead."""
+    from .jpeg import find_cifar10_jpeg
+
+    found = find_cifar10_jpeg()
+    return ("" if found is None else
+            f"\nOr train on the JPEG-recompressed copy samlab found at {found}: "
+            "--dataset cifar10-jpeg (TrainConfig(dataset='cifar10-jpeg'); its numbers are "
+            "labelled as such).")

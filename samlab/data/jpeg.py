@@ -17,9 +17,8 @@ import numpy as np
 
 from .. import validate
 from ..files import atomic_write
-from ..paths import data_dir
+from ..paths import JPEG_NAME, data_dir
 
-JPEG_NAME = "cifar10-jpeg.npz"
 JPEG_LABEL = "JPEG-recompressed CIFAR-10"
 
 

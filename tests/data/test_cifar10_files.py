@@ -163,3 +163,26 @@ def test_load_dataset_cifar10_splits_the_training_batches_and_keeps_the_test_bat
     assert np.array_equal(d.test_images, arrays.test_images)
     pool = np.concatenate([d.train_images, d.val_images]).reshape(100, -1)
     assert sorted(map(bytes, pool)) == sorted(map(bytes, arrays.train_images.reshape(100, -1)))
+
+
+def test_an_offline_download_points_at_the_jpeg_copy_samlab_can_see(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    (tmp_path / "cifar10-jpeg.npz").write_bytes(b"")
+    monkeypatch.setenv("SAMLAB_DATA", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(ConnectionError) as error:
+        load_cifar10(tmp_path / "cifar", download=True)
+    assert (f"Or train on the JPEG-recompressed copy samlab found at "
+            f"{tmp_path / 'cifar10-jpeg.npz'}: --dataset cifar10-jpeg") in str(error.value)
+
+
+def test_a_data_directory_that_is_a_file_is_named_as_such(tmp_path):
+    (tmp_path / "data").write_text("")
+    with pytest.raises(NotADirectoryError, match=r"data is a file, not a directory"):
+        load_cifar10(tmp_path / "data", download=True)
