@@ -182,6 +182,31 @@ def sam_state(rho):
     return opt.load_state_dict(state)
 
 
+def load_changed_state(change, into=None):
+    """A stepped SAM(SGD, momentum)'s state, changed, loaded into a fresh SAM (``into``).
+    The optimizer loaded into must be left as it was: nothing is loaded unless all is valid."""
+    model = torch.nn.Linear(2, 1)
+    opt = SAM(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.ones(1, 2)).sum().backward()
+    opt.first_step()
+    model(torch.ones(1, 2)).sum().backward()
+    opt.second_step()
+    state = opt.state_dict()
+    change(state)
+    target = into() if into else SAM(torch.nn.Linear(2, 1).parameters(), lr=0.1, momentum=0.9)
+    before = target.state_dict()
+    try:
+        target.load_state_dict(state)
+    finally:
+        assert repr(target.state_dict()) == repr(before)
+
+
+def adam_state(state):
+    adam = SAM(torch.nn.Linear(2, 1).parameters(), torch.optim.Adam, lr=0.1)
+    state.clear()
+    state.update(adam.state_dict())
+
+
 def climb_twice():
     model = torch.nn.Linear(2, 1)
     opt = SAM(model.parameters(), lr=0.1)
@@ -316,6 +341,20 @@ REFUSALS = [
      "the Hessian-vector product 1 is not finite (8 of 8 entries are nan or inf)"),
     ("λ_max of NaN inputs", lambda t, m: eig_of_nan_inputs(), FloatingPointError,
      "is not finite"),
+    ("SAM(Adam)'s state into SAM(SGD)", lambda t, m: load_changed_state(adam_state),
+     ValueError, "this checkpoint's base optimizer has amsgrad, betas"),
+    ("state['samlab'] = {}", lambda t, m: load_changed_state(
+        lambda s: s.update(samlab={})), ValueError,
+     "state_dict['samlab'] must hold steps_taken, epoch, switched"),
+    ("steps_taken = -5", lambda t, m: load_changed_state(
+        lambda s: s["samlab"].update(steps_taken=-5)), ValueError,
+     "steps_taken must be an integer >= 0, got -5"),
+    ("epoch = 'x'", lambda t, m: load_changed_state(lambda s: s["samlab"].update(epoch="x")),
+     ValueError, "epoch must be None or an integer >= 0, got 'x'"),
+    ("a momentum buffer of another shape", lambda t, m: load_changed_state(
+        lambda s: None, into=lambda: SAM(torch.nn.Linear(3, 1).parameters(), lr=0.1,
+                                         momentum=0.9)), ValueError,
+     "holds momentum_buffer of shape (1, 2) for parameter 0, of shape (1, 3)"),
     ("SAM(LBFGS)", lambda t, m: SAM(torch.nn.Linear(2, 1).parameters(), torch.optim.LBFGS,
                                     lr=0.1), ValueError,
      "base_optimizer must be an optimizer whose step needs no closure"),
