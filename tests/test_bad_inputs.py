@@ -215,6 +215,32 @@ def climb_twice():
     opt.first_step()
 
 
+def truncated_cifar10_batch(tmp, monkeypatch):
+    """A batch cut short after its md5 was taken: the md5 matches, the pickle is damaged."""
+    from hashlib import md5
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "data"))
+    from fake_cifar import write_fake_cifar10
+
+    fake = write_fake_cifar10(tmp)
+    batch = fake.folder / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:500])
+    data.load_cifar10(fake.root, md5={**fake.md5, batch.name: md5(batch.read_bytes())
+                                      .hexdigest()})
+
+
+def bad_jpeg_npz(tmp, arrays: dict | None):
+    path = tmp / "cifar10-jpeg.npz"
+    if arrays is None:
+        path.write_bytes(b"garbage")
+    else:
+        np.savez(path, **arrays)
+    data.load_cifar10_jpeg("train", 2, path=path, cache=False)
+
+
+JPEG_PARTS = dict(train_jpeg=np.zeros(3, np.uint8), train_offsets=np.array([0, 1, 3]))
+
+
 def corrupt_cifar10_offline(tmp, monkeypatch):
     import urllib.error
     import urllib.request
@@ -355,6 +381,18 @@ REFUSALS = [
         lambda s: None, into=lambda: SAM(torch.nn.Linear(3, 1).parameters(), lr=0.1,
                                          momentum=0.9)), ValueError,
      "holds momentum_buffer of shape (1, 2) for parameter 0, of shape (1, 3)"),
+    ("a truncated CIFAR-10 batch with a matching md5", truncated_cifar10_batch, RuntimeError,
+     "data_batch_3 does not unpickle (UnpicklingError"),
+    ("a JPEG npz that is no npz", lambda t, m: bad_jpeg_npz(t, None), ValueError,
+     "cifar10-jpeg.npz is not a valid cifar10-jpeg.npz: not an npz archive of arrays"),
+    ("a JPEG npz without labels", lambda t, m: bad_jpeg_npz(t, JPEG_PARTS), ValueError,
+     "is not a valid cifar10-jpeg.npz: it lacks train_labels"),
+    ("a JPEG npz of other labels", lambda t, m: bad_jpeg_npz(
+        t, {**JPEG_PARTS, "train_labels": np.zeros(5, np.int64)}), ValueError,
+     "its train arrays do not fit together (5 labels, 3 offsets)"),
+    ("a JPEG npz whose images do not decode", lambda t, m: bad_jpeg_npz(
+        t, {**JPEG_PARTS, "train_labels": np.zeros(2, np.int64)}), ValueError,
+     "is not a valid cifar10-jpeg.npz: train image"),
     ("SAM(LBFGS)", lambda t, m: SAM(torch.nn.Linear(2, 1).parameters(), torch.optim.LBFGS,
                                     lr=0.1), ValueError,
      "base_optimizer must be an optimizer whose step needs no closure"),

@@ -118,8 +118,7 @@ def load_cifar10(
 
     train = [_read_cifar_batch(folder / name) for name in CIFAR10_TRAIN_FILES]
     test_images, test_labels = _read_cifar_batch(folder / CIFAR10_TEST_FILE)
-    with open(folder / CIFAR10_META_FILE, "rb") as f:
-        meta = _str_keys(pickle.load(f, encoding="latin1"))
+    meta = _unpickle(folder / CIFAR10_META_FILE)
     classes = tuple(c.decode() if isinstance(c, bytes) else str(c) for c in meta["label_names"])
     return CifarArrays(
         train_images=np.concatenate([images for images, _ in train]),
@@ -130,11 +129,30 @@ def load_cifar10(
     )
 
 
+def _unpickle(path: Path) -> dict:
+    """One of CIFAR-10's pickles, or a RuntimeError naming the file: one that passes its
+    md5 check can still be damaged (a truncated file whose md5 was taken after the cut)."""
+    try:
+        with open(path, "rb") as f:
+            # latin1, as torchvision: the files are Python 2 pickles of numpy arrays.
+            entry = pickle.load(f, encoding="latin1")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            ImportError, IndexError, KeyError) as err:
+        raise RuntimeError(f"{path} does not unpickle ({type(err).__name__}: {err}): it is "
+                           "damaged. The way out: delete it and download CIFAR-10 again "
+                           "(download=True)") from None
+    if not isinstance(entry, dict):
+        raise RuntimeError(f"{path} is not a CIFAR-10 file: it holds a "
+                           f"{type(entry).__name__}, not a dict")
+    return _str_keys(entry)
+
+
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One pickled batch: ``data`` is uint8 ``[N, 3072]``, each row a CHW image, row-major."""
-    with open(path, "rb") as f:
-        # latin1, as torchvision: the files are Python 2 pickles of numpy arrays.
-        entry = _str_keys(pickle.load(f, encoding="latin1"))
+    entry = _unpickle(path)
+    if not {"data", "labels"} <= entry.keys():
+        raise RuntimeError(f"{path} is not a CIFAR-10 batch: it holds {sorted(entry)}, not "
+                           "data and labels")
     data = np.asarray(entry["data"], dtype=np.uint8)
     labels = np.asarray(entry["labels"], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):

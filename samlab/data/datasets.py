@@ -24,7 +24,7 @@ import torch
 
 from .. import validate
 from .cifar10 import CIFAR10_CLASSES, CIFAR10_LABEL, CIFAR10_MEAN, CIFAR10_STD, load_cifar10
-from .jpeg import JPEG_LABEL, jpeg_images, jpeg_path
+from .jpeg import JPEG_LABEL, jpeg_images, jpeg_labels, jpeg_path
 from .noise import noise_label, noisy_labels
 from .splits import split_train_val
 
@@ -217,8 +217,7 @@ def _with_noise(data: ImageData, fraction: float, seed: int, pool_size: int) -> 
 
 def _jpeg_in_file_order(split: str, path: str | Path | None) -> tuple[np.ndarray, np.ndarray]:
     path = jpeg_path(path)
-    with np.load(path) as z:
-        labels = z[f"{split}_labels"].astype(np.int64)
+    labels = jpeg_labels(path, split)
     return jpeg_images(path, split, len(labels), None, cache=True), labels
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +52,7 @@ def load_cifar10_jpeg(
     validate.choice("split", split, ("train", "test"))
     seed = validate.integer("seed", seed, low=0)
     path = jpeg_path(path)
-    with np.load(path) as z:
-        labels = z[f"{split}_labels"].astype(np.int64)
+    labels = jpeg_labels(path, split)
     total = len(labels)
     if n is None:
         n = total
@@ -91,13 +91,59 @@ def jpeg_images(
 def _decode_jpeg_split(path: Path, split: str, indices: np.ndarray) -> np.ndarray:
     from PIL import Image
 
-    with np.load(path) as z:
-        jpeg, offsets = z[f"{split}_jpeg"], z[f"{split}_offsets"]
+    jpeg, offsets, _ = _read_split(path, split, with_jpeg=True)
     images = np.empty((len(indices), 32, 32, 3), dtype=np.uint8)
     for j, i in enumerate(indices):
         blob = jpeg[offsets[i] : offsets[i + 1]].tobytes()
-        images[j] = np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"))
+        try:
+            image = np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"))
+        except Exception as err:  # PIL's errors for a damaged image vary
+            raise _not_valid(path, f"{split} image {i} does not decode ({err})") from None
+        if image.shape != (32, 32, 3):
+            raise _not_valid(path, f"{split} image {i} is {image.shape}, not 32x32 RGB")
+        images[j] = image
     return images
+
+
+def jpeg_labels(path: Path, split: str) -> np.ndarray:
+    """The labels of ``split`` in the npz at ``path``, after checking the split's arrays."""
+    return _read_split(path, split, with_jpeg=False)[2]
+
+
+def _not_valid(path: Path, why: str) -> ValueError:
+    return ValueError(f"{path} is not a valid {JPEG_NAME}: {why}. The way out: fetch the "
+                      "file again, or point SAMLAB_DATA (or path=) at a good copy")
+
+
+def _read_split(path: Path, split: str, *, with_jpeg: bool
+                ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """``(jpeg bytes, offsets, labels)`` of ``split``, checked against each other, or a
+    ValueError naming the file and what is wrong with it. Without ``with_jpeg`` the bytes
+    (most of the file) are not read: ``None``."""
+    keys = [f"{split}_jpeg", f"{split}_offsets", f"{split}_labels"]
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            lacks = [k for k in keys if k not in z.files]
+            if lacks:
+                raise _not_valid(path, f"it lacks {', '.join(lacks)}")
+            jpeg = z[keys[0]] if with_jpeg else None
+            offsets, labels = z[keys[1]], z[keys[2]]
+    except ValueError as err:
+        if str(err).startswith(str(path)):
+            raise
+        raise _not_valid(path, "not an npz archive of arrays") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise _not_valid(path, f"not a readable npz archive ({type(err).__name__}: {err})") \
+            from None
+    size = len(jpeg) if jpeg is not None and jpeg.ndim == 1 else None
+    if (labels.ndim != 1 or offsets.shape != (len(labels) + 1,)
+            or not np.issubdtype(offsets.dtype, np.integer)
+            or offsets[0] != 0 or np.any(np.diff(offsets) <= 0)
+            or (jpeg is not None and offsets[-1] != size)):
+        raise _not_valid(path, f"its {split} arrays do not fit together ({labels.size} labels, "
+                               f"{offsets.size} offsets"
+                               + (f", {jpeg.size} bytes of JPEG)" if jpeg is not None else ")"))
+    return jpeg, offsets, labels.astype(np.int64)
 
 
 def _jpeg_cache_file(path: Path, split: str) -> Path:
