@@ -111,7 +111,8 @@ def test_image_data_prints_a_summary_not_its_arrays():
         ("digits", dict(download=True), "download=True is only for 'cifar10'"),
         ("digits", dict(n_train=0), "n_train must be None or an integer >= 1, got 0"),
         ("digits", dict(n_train=1258), "n_train must be at most the 1257 training images"),
-        ("digits", dict(n_val=1438), "n_val must be smaller than the 1437 training images of digits, so that some are left to train on, got 1438"),
+        ("digits", dict(n_val=1438), "n_val must be smaller than the 1437 training images "
+                                     "of digits, so that some are left to train on, got 1438"),
         ("random", dict(n_val=-1), "n_val must be an integer in 0..49999, got -1"),
         ("random", dict(split_seed=-1), "split_seed must be an integer >= 0, got -1"),
     ],
