@@ -165,14 +165,40 @@ def _check_memory(n_runs: int, steps: int, record: bool, max_bytes: int | None) 
                    if record else "fewer settings")
         raise MemoryError(f"this call needs about {need / 2**30:.1f} GiB for {n_runs:,} runs "
                           f"of {steps} steps, more than the {limit / 2**30:.1f} GiB allowed "
-                          f"(max_bytes, default half the memory available): {way_out}")
+                          "(max_bytes, default half the memory available to this process: "
+                          f"free memory, ulimit -v and the container's limit): {way_out}")
 
 
 def _available_memory() -> int:
+    """The least of what the machine has free, what the process's address-space limit
+    (``ulimit -v``) leaves, and what its container's memory limit (a cgroup: Binder's
+    2 GB) leaves; each is skipped where the platform does not tell."""
+    found = [1 << 62]  # none known: do not refuse
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not on this platform: do not refuse
-        return 1 << 62
+        found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as f:  # the address space in use, in pages
+                used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            found.append(max(soft - used, 0))
+    except (ImportError, OSError, ValueError):
+        pass
+    for limit, current in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                           ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                            "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit) as f, open(current) as g:
+                text = f.read().strip()
+                if text != "max" and int(text) < 1 << 60:  # cgroup v1 says "no limit" so
+                    found.append(max(int(text) - int(g.read()), 0))
+        except (OSError, ValueError):
+            pass
+    return min(found)
 
 
 def _check_switch(switch_step) -> np.ndarray | None:

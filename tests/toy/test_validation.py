@@ -100,3 +100,26 @@ def test_phase_diagram_rejects_a_bad_argument_naming_it_and_its_value(changes, m
     with pytest.raises(ValueError, match=message):
         phase_diagram(LANDSCAPE, args["method"], args["lrs"], args["rhos"], args["x0"],
                       args["steps"], **options)
+
+
+def test_the_memory_estimate_respects_the_address_space_limit():
+    """Under ``ulimit -v`` a phase diagram too big for it is refused up front, naming the
+    limit, instead of NumPy's MemoryError seconds in (issue 21)."""
+    import subprocess
+    import sys
+
+    code = ("import resource, numpy as np\n"
+            "from samlab import toy\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))\n"
+            "try:\n"
+            "    toy.phase_diagram(toy.ConvexQuadratic((1.0, 0.1)), 'sam',\n"
+            "                      np.geomspace(0.01, 1, 5000), np.geomspace(0.01, 1, 5000),\n"
+            "                      [1, 1], 1000)\n"
+            "except MemoryError as err:\n"
+            "    print(err)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "this call needs about 7.5 GiB for 25,000,000 runs" in done.stdout
+    allowed = float(done.stdout.split("more than the ")[1].split(" GiB")[0])
+    assert allowed < 1.5  # half of what the 3 GiB limit leaves, not half the machine's
