@@ -298,6 +298,10 @@ class Playground:
         methods = self.methods
         lr, rho, steps = self.lr_slider.value, self.rho_slider.value, self.steps_slider.value
         switch = self.switch
+        if not np.all(np.isfinite(self.x0)):  # a typed nan or inf: say so, keep the last run
+            self.status.value = (f"<b>start ({self.x0[0]}, {self.x0[1]}) is not a point</b>: "
+                                 "type two finite numbers (the plot shows the last start)")
+            return self.trajectory
         traj = run(self.landscape, methods or ["gd"], lr, rho, self.x0, steps,
                    switch_step=switch)
         self.trajectory = traj if methods else None

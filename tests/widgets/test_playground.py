@@ -230,3 +230,16 @@ def test_the_figure_drops_what_its_view_echoes_back_but_not_clicks(playground):
     fig.set_state({"_js2py_pointsCallback": {"event_type": "plotly_click", **event}})
     assert playground.x0 == (0.4, 0.7)
     assert_figure_shows_runs(playground)
+
+
+def test_a_start_typed_as_nan_is_refused_in_the_status_line_not_raised():
+    from samlab import toy
+    from samlab.widgets import Playground
+
+    pg = Playground(toy.ConvexQuadratic((1.0, 0.5)), steps=20)
+    before = pg.trajectory
+    pg.x0_x.value = float("nan")  # a student types "nan": no traceback out of the box
+    assert "start (nan, 0.05) is not a point" in pg.status.value
+    assert pg.trajectory is before
+    pg.x0_x.value = 0.5  # and a number again redraws
+    assert "is not a point" not in pg.status.value and pg.trajectory is not before
