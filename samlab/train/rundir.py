@@ -307,6 +307,16 @@ class RunDir:
         finally:
             held.release()
 
+    def remove_if_only_lock(self) -> None:
+        """Remove the run directory if it holds nothing but its ``.lock`` (a run that
+        failed before writing anything); anything else in it is left alone."""
+        try:
+            if [p.name for p in self.path.iterdir()] == [LOCK]:
+                (self.path / LOCK).unlink()
+                self.path.rmdir()
+        except OSError:
+            pass
+
     def remove_temporaries(self) -> list[Path]:
         """Delete what killed atomic writes left behind; returns what was removed."""
         removed = remove_stale_temporaries(self.path)

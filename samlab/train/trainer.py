@@ -87,11 +87,14 @@ class Trainer:
         self.placement = Placement.for_config(config)
         self.device, self.world_size = self.placement.device, self.placement.world_size
         self.is_main = self.placement.is_main
+        fresh = not self.run_dir.exists()
         self._lock = self.rundir.acquire() if self.is_main else None
         try:
             self._build(data, resume)
         except BaseException:
             self.close()
+            if fresh and self.is_main:  # a failed start leaves no directory of a lone .lock
+                self.rundir.remove_if_only_lock()
             raise
 
     def _build(self, data: ImageData | None, resume: bool) -> None:

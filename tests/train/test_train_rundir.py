@@ -197,3 +197,16 @@ def test_best_is_the_epoch_of_highest_validation_accuracy_and_its_own_test_accur
     assert run.best() == first_top and run.best()["test_acc"] == first_top["test_acc"]
     assert run.best("train_loss") == max(epochs, key=lambda r: r["train_loss"])
     assert run.best("no_such_metric") == {}
+
+
+def test_a_run_that_fails_to_start_leaves_no_directory_of_a_lone_lock(tmp_path):
+    config = digits_config(tmp_path, name="failed", n_val=1437)  # no image left to train on
+    with pytest.raises(ValueError, match="n_val must be smaller than the 1437"):
+        Trainer(config, progress=False, report=False)
+    assert not (tmp_path / "failed").exists()
+    # A directory that was there before is left as it was, lock and all.
+    (tmp_path / "failed").mkdir()
+    (tmp_path / "failed" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError):
+        Trainer(config, progress=False, report=False)
+    assert (tmp_path / "failed" / "notes.txt").read_text() == "mine"
