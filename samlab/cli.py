@@ -182,6 +182,9 @@ def _trainer_from_args(args: argparse.Namespace):
     given = {**(protocol(args.protocol) if args.protocol is not None else {}), **flags}
     if args.resume is not None:
         run_dir = args.resume.resolve()  # `--resume .` from inside the run directory
+        if not run_dir.is_dir():
+            raise ValueError(f"--resume {args.resume}: there is no run directory there (a run "
+                             "lives in <runs-dir>/<name>, which holds its config.json)")
         # The run directory names the run: a repeated --name/--runs-dir must agree with it.
         for key, value in (("name", run_dir.name), ("runs_dir", run_dir.parent)):
             if key in given and Path(given.pop(key)) != Path(value):
@@ -248,7 +251,8 @@ def _error(command: str, err: BaseException, status: int = 2) -> int:
     """``samlab <command>: error: <what>`` on stderr; the traceback with SAMLAB_DEBUG=1."""
     if os.environ.get("SAMLAB_DEBUG", "").strip() not in ("", "0"):
         raise err
-    print(f"samlab {command}: error: {err}", file=sys.stderr)
+    text = " ".join(str(err).split("\n"))  # one line, whatever the message's own layout
+    print(f"samlab {command}: error: {text}", file=sys.stderr)
     return status
 
 

@@ -52,3 +52,26 @@ def test_help_states_each_default_once():
     text = " ".join(done.stdout.split())
     assert done.returncode == 0 and text.count("(default:") >= 10
     assert not re.search(r"\(default: [^)]*\) \(default:", text)
+
+
+def test_resume_of_a_directory_that_does_not_exist_says_so(tmp_path):
+    done = samlab("train", "--resume", str(tmp_path / "nope"), "--no-progress")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert f"--resume {tmp_path / 'nope'}: there is no run directory there" in done.stderr
+
+
+def test_a_message_of_several_lines_is_printed_as_one(tmp_path, monkeypatch, capsys):
+    """CIFAR-10's offline message has a line of its own for the way out."""
+    import urllib.error
+    import urllib.request
+
+    def offline(*args, **kwargs):  # no network in tests: the download fails here at once
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setenv("SAMLAB_DATA", str(tmp_path / "data"))
+    status = main(["train", "--name", "x", "--dataset", "cifar10", "--model", "small_cnn",
+                   "--runs-dir", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1, err
+    assert "could not download CIFAR-10" in err and "Offline?" in err
