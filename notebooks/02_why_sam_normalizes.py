@@ -273,7 +273,7 @@ playground
 rho_values = [0.03, 0.3, 3.0] if QUICK else [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 seeds = [0] if QUICK else [0, 1, 2]
 tasks = {"clean": dict(label_noise=0.0, epochs=6 if QUICK else 20),
-         "40% noisy": dict(label_noise=0.4, epochs=20 if QUICK else 60)}
+         "40% noisy": dict(label_noise=0.4, epochs=8 if QUICK else 60)}
 sgd_runs, rho_runs = {}, {}
 for i, (task, change) in enumerate(tasks.items()):
     base = TrainConfig(name=f"02_rho_sweep{i}", dataset="digits", model="mlp", batch_size=64,

@@ -359,7 +359,7 @@ print(f"λ_max SSAM / USAM = {ratio:.2f}; 1 / (SSAM's mean γ over its last epoc
 lr_values = [0.03, 0.3, 3.0] if QUICK else [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 lr_seeds = [0] if QUICK else seeds
 lr_settings = [("sgd", 0.0), ("sam", 0.3), ("usam", 1.0), ("ssam", 1.0)]
-noisy = dataclasses.replace(base, label_noise=0.4, epochs=20 if QUICK else 60, log_every=0,
+noisy = dataclasses.replace(base, label_noise=0.4, epochs=8 if QUICK else 60, log_every=0,
                             sharpness_every=0)
 lr_runs = []
 for method, rho in lr_settings:
