@@ -8,7 +8,8 @@ build costs a kernel about 620 MB on this machine, the CPU build that Binder ins
 (binder/requirements.txt) about 240 MB. So where ``SAMLAB_BENCH_BINDER_PYTHON`` names the
 Python of an environment with the CPU build, every notebook runs a second time in a
 kernel of that Python, and its rows are the ones held to Binder's budget: under 1 GB for
-notebooks 01–04, under 1.5 GB for 05 (Binder gives about 2 GB). The header of each
+notebooks 01–04, under 1.5 GB for 05 (Binder gives about 2 GB); without it, the rows of
+the last run that had it are kept, noted as kept. The header of each
 notebook states the time and the high-water marks measured here (tests/test_notebooks.py
 checks them).
 
@@ -18,6 +19,7 @@ other notebooks' rows from the last run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -60,6 +62,10 @@ def run() -> list[Row]:
             rows.append(Row(f"{stem} peak kernel memory, {CPU_BUILD}", round(cpu.peak_mb),
                             "MB", goal=f"< {budget_mb(stem)} MB",
                             ok=cpu.peak_mb < budget_mb(stem), note=binder_python))
+        else:  # not measured this time: the last measurement stays, and says so
+            rows += [dataclasses.replace(r, note=r.note if r.note.startswith("kept") else
+                                         f"kept from an earlier run ({r.note})")
+                     for r in _previous_rows(stem) if CPU_BUILD in r.metric]
     return rows
 
 

@@ -283,3 +283,28 @@ def failure_report(
         f"--- cell {index} source:\n{cell.source}\n"
         f"--- traceback:\n{detail}\n{where}"
     )
+
+
+def test_make_bench_without_the_cpu_build_keeps_its_last_rows(tmp_path, monkeypatch):
+    """An instructor's `make bench` with no CPU-build Python must not drop the rows the
+    headers' memory figures are checked against: they stay, noted as kept."""
+    import benchmarks.bench_notebooks as bench
+    from benchmarks.notebook_runner import Executed
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "07_demo.py").write_text("# %%\n")
+    results = tmp_path / "results"
+    results.mkdir()
+    cpu_row = {"metric": f"07_demo peak kernel memory, {bench.CPU_BUILD}", "value": 575,
+               "unit": "MB", "goal": "< 1024 MB", "ok": True, "note": "/venv-cpu/bin/python"}
+    (results / "notebooks.json").write_text(json.dumps({"rows": [cpu_row]}))
+    monkeypatch.setattr(bench, "NOTEBOOKS", tmp_path / "notebooks")
+    monkeypatch.setattr(bench, "RESULTS", results)
+    monkeypatch.setattr(bench, "_run_all", lambda original, python=None: Executed(None, 1.0,
+                                                                                   900.0))
+    monkeypatch.delenv("SAMLAB_BENCH_BINDER_PYTHON", raising=False)
+    monkeypatch.delenv("SAMLAB_BENCH_NOTEBOOKS", raising=False)
+    rows = {r.metric: r for r in bench.run()}
+    kept = rows[cpu_row["metric"]]
+    assert kept.value == 575 and kept.note == "kept from an earlier run (/venv-cpu/bin/python)"
+    assert rows["07_demo peak kernel memory"].value == 900
