@@ -373,7 +373,7 @@ for task in tasks:
 # - **Robustness to ρ (Dai et al.).** The two `ρ` live on **different scales**
 #   ([docs/methods.md](../docs/methods.md#two-scales-of-ρ)): SAM's perturbation has
 #   length `ρ`, USAM's `ρ·‖g‖`, and `‖g‖` shrinks as training converges. Counted in `ρ`,
-#   USAM beats SGD over a decade (0.1 to 1) and SAM over a third of one (0.1 to 0.3, and
+#   USAM beats SGD over a decade (0.1 to 1) and SAM over half of one (0.1 to 0.3, and
 #   it stalls at 1); counted in the length each actually used, USAM's good range runs
 #   from 0.09 to 0.54, SAM's from 0.1 to 0.3. So on this network SAM's range of good `ρ`
 #   is *not* wider than USAM's, with clean labels or noisy: the advantage the paper
