@@ -204,11 +204,13 @@ phases_figure = fig
 #
 # The playground runs the same valley with a switch slider: the path is dotted in GD's
 # colour until the switch and drawn in its method's colour after it; the right panel
-# shows the sharpness `s(x)` per step, with the switch marked.
+# shows the sharpness `s(x)` per step, with the switch marked. Its gradients carry the
+# same noise as the runs above (the box `noise σ`); set it to 0 and no method ever leaves
+# the exact floor, however unstable the point.
 
 # %%
 playground = Playground(valley, methods=("gd", "sam", "usam"), lr=lr, rho=rho_sam,
-                        steps=1500, max_steps=3000, x0=start, switch=750,
+                        steps=1500, max_steps=3000, x0=start, switch=750, noise=noise,
                         lr_range=(0.005, 0.3), metric=("sharpness s(x)", valley.sharpness))
 playground
 

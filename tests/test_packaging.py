@@ -119,6 +119,25 @@ def test_binder_installs_cpu_only_torch_and_samlab_without_touching_dependencies
     assert "pip install --no-deps -e ." in post_build.read_text()
 
 
+@pytest.mark.slow
+def test_the_wheel_carries_the_playgrounds_front_end(tmp_path):
+    """An editable install reads js/ from the checkout; a wheel must carry it. Built from a
+    clean copy: a samlab.egg-info left in the checkout would list the files for it."""
+    import shutil
+    import zipfile
+
+    source = tmp_path / "src"
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "*.egg-info", "build", "dist", "notebooks", "tests", "benchmarks"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path), str(source)], check=True,
+                   capture_output=True, cwd=tmp_path)
+    (wheel,) = tmp_path.glob("samlab-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in ("engine.js", "view.js"):
+        assert f"samlab/widgets/js/{name}" in names
+
+
 # --- the samlab command --------------------------------------------------------------
 
 

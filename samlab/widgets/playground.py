@@ -1,49 +1,52 @@
-"""The 2D playground: sliders for lr and ρ, methods, steps and start point.
+"""The 2D playground: sliders for lr, ρ, steps, noise and the start; methods to tick.
 
-Every control re-runs :func:`samlab.toy.run` and writes the result into a
-plotly ``FigureWidget`` in place (one ``batch_update``: no rebuild, no
-flicker). The figure's traces are made once, one per method; unchecked methods
-are hidden, not deleted.
-
-Where a key press on a slider goes, measured in Chromium on an otherwise idle 2-core
-machine (notebook 02, 3 methods x 1000 steps: ~75 ms from key to redraw): ~10 ms for
-the key to reach the kernel through the server, ~15 ms for ``run``, ~5 ms to write the
-runs into the figure, ~10 ms back through the server, ~35 ms in the page, most of it
-plotly.js redrawing the whole figure (any change of data redraws axes, legend and every
-trace). Hence few step markers, a coarse click grid, and a figure deaf to its view's
-echoes (:class:`_Figure`).
+The figure is computed and drawn in the page (:class:`PlaygroundView`, an anywidget):
+its JavaScript twin of :func:`samlab.toy.run` reads the controls' values in the browser,
+so a key press, a click or a drag is drawn in the next frame, with no round trip through
+the kernel (docs/toy.md#the-playground). The kernel runs :func:`samlab.toy.run` too, for
+the outcome table and :attr:`Playground.trajectory`; NumPy stays the reference, and a
+test holds the two engines together within 1e-12.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+import anywidget
 import ipywidgets as W
 import numpy as np
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+import traitlets
 
 from .. import methods as table
 from .. import plot, validate
-from ..toy import BoundedSaddle, Landscape, Trajectory, run
+from ..toy import (
+    BoundedSaddle,
+    ConvexQuadratic,
+    Hyperbola,
+    Landscape,
+    SaddleQuadratic,
+    SharpFlatValley,
+    TiltedValley,
+    Trajectory,
+    run,
+)
 
-_SYMBOLS = {"minimum": "star", "saddle": "x", "maximum": "triangle-up"}
-#: Step markers drawn at most per trajectory (the line shows every step). Each marker is
-#: styled one by one at every redraw: 60 per path cost 8 ms of a 40 ms redraw, 20 cost 1-2.
-MAX_MARKERS = 20
-#: Cells per side of the grid that catches clicks on the landscape panel (a cell is 2% of
-#: the extent, ~9 px). 100 per side cost 3-5 ms of every redraw, 50 about 1.5.
+_JS = Path(__file__).with_name("js")
+#: Seconds the kernel waits after the last change before it recomputes the outcome table
+#: (the page has drawn every change already): a drag costs the kernel one run, not one
+#: per value, and leaves the machine's cores to the page.
+TABLE_DELAY_S = 0.15
+#: Cells per side of the grid a clicked start is rounded to (a cell is 2% of the extent).
 CLICK_GRID = 50
+#: The seeded gradient noise's default seed (as toy.run's).
+SEED = 0
 
 
 def contour_image(landscape: Landscape, levels: int = 30, pixels: int = 600) -> str:
-    """The landscape's level lines as a transparent PNG (a data URI) covering its extent.
-
-    Drawn once, as a background image: plotly redraws every trace of a subplot at every
-    update, and a contour trace (or its lines as a trace) cost more than everything else
-    in a redraw; an image costs nothing.
-    """
+    """The landscape's level lines as a transparent PNG (a data URI) covering its extent,
+    drawn once by matplotlib as the figure's background."""
     import base64
     import io
 
@@ -63,30 +66,64 @@ def contour_image(landscape: Landscape, levels: int = 30, pixels: int = 600) -> 
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-class _Figure(go.FigureWidget):
-    """A ``FigureWidget`` that ignores what its view reports back, except clicks.
+def landscape_spec(landscape: Landscape) -> dict | None:
+    """What engine.js needs to step ``landscape``: its kind and parameters, or None for a
+    landscape with no JavaScript twin (a subclass, or one written by the user)."""
+    kind = type(landscape)
+    if kind is SaddleQuadratic:
+        params = {"a": landscape.a, "b": landscape.b}
+    elif kind is BoundedSaddle:
+        params = {"a": landscape.a, "b": landscape.b, "c": landscape.c}
+    elif kind is ConvexQuadratic:
+        (hxx, hxy), (_, hyy) = landscape.H
+        params = {"hxx": float(hxx), "hxy": float(hxy), "hyy": float(hyy)}
+    elif kind is Hyperbola:
+        params = {}
+    elif kind is SharpFlatValley:
+        params = {"lambda_sharp": landscape.lambda_sharp, "lambda_flat": landscape.lambda_flat,
+                  "width": landscape.width}
+    elif kind is TiltedValley:
+        params = {"lam": landscape.lam, "c": landscape.c}
+    else:
+        return None
+    name = {SaddleQuadratic: "saddle_quadratic", BoundedSaddle: "bounded_saddle",
+            ConvexQuadratic: "convex_quadratic", Hyperbola: "hyperbola",
+            SharpFlatValley: "sharp_flat_valley", TiltedValley: "tilted_valley"}[kind]
+    return {"kind": name, "params": params}
 
-    After every redraw plotly's view sends the kernel the defaults plotly.js filled in
-    for every trace (``_js2py_traceDeltas``, 12-27 KB here), and on every mouse move over
-    the plot a hover event. The kernel spent 10-90 ms on each delta, answered with an
-    echo of it and property removals for the page to process, and the removals made the
-    next update send the loss panel's step axis again; each hover cost two messages back.
-    During a drag that was kernel time the next redraw waited for. The playground reads
-    neither (tests and scripts, with no view, never get them), so both are dropped.
+
+class PlaygroundView(anywidget.AnyWidget):
+    """The playground's figure: computed and drawn in the page from the controls' values.
+
+    ``spec`` describes the landscape, the methods and the panels; ``controls`` holds the
+    ipywidgets whose values the page reads; ``noise_z`` the seeded unit normals of the
+    gradient noise, ``[max_steps, 2, len(methods)]`` float64, so that the page adds the
+    same noise as the kernel. ``spec["engine"]`` is ``"browser"`` where engine.js has a
+    twin of the landscape and metric, else ``"kernel"``: the kernel then sends its runs
+    (``kernel_runs``) and the page draws those.
     """
 
-    def set_state(self, sync_data: dict) -> None:
-        kept = {k: v for k, v in sync_data.items()
-                if k not in ("_js2py_traceDeltas", "_js2py_layoutDelta")
-                and not (k == "_js2py_pointsCallback"
-                         and (v or {}).get("event_type") != "plotly_click")}
-        if kept:
-            super().set_state(kept)
+    _esm = traitlets.Unicode().tag(sync=True)
+    spec = traitlets.Dict().tag(sync=True)
+    controls = traitlets.Dict().tag(sync=True, **W.widget_serialization)
+    noise_z = traitlets.Bytes().tag(sync=True)
+    kernel_runs = traitlets.Dict().tag(sync=True)
+
+    @traitlets.default("_esm")
+    def _default_esm(self) -> str:
+        return (_JS / "engine.js").read_text() + "\n" + (_JS / "view.js").read_text()
 
 
 def _round_to(value: float, spacing: float) -> float:
     """``value`` with as many decimals as a grid of ``spacing`` resolves (0.02 → 2)."""
     return round(float(value), max(0, int(np.ceil(-np.log10(spacing)))))
+
+
+def _point(p: np.ndarray) -> str:
+    """A final point as a reader reads it: three decimals, no -0.000, no 4.94e-324."""
+    if not np.isfinite(p).all():
+        return "—"
+    return "(" + ", ".join(f"{v:.3f}".replace("-0.000", "0.000") for v in p) + ")"
 
 
 class Playground:
@@ -97,11 +134,15 @@ class Playground:
     >>> pg.trajectory.outcome              # what the figure shows, as data
 
     Click the contour to start from that point, or type the start in the boxes.
+    ``noise=σ`` adds seeded Gaussian noise of that size to every gradient (as
+    ``toy.run(..., noise=σ, seed=seed)``); each method keeps its own draws, so ticking
+    another method changes no other path.
 
-    ``switch=S`` adds a "switch at" slider: every method runs plain GD for its first ``S``
-    steps and itself from there on (late-phase switching, docs/toy.md#late-phase-switching);
-    a path is drawn in GD's colour up to the switch and in its method's colour after it,
-    and a dotted line marks the switch in the right panel.
+    ``switch=S`` adds a "switch at" slider (its range follows the steps): every method
+    runs plain GD for its first ``S`` steps and itself from there on (late-phase
+    switching, docs/toy.md#late-phase-switching); a path is drawn dotted in GD's colour up
+    to the switch and in its method's colour after it, and a dotted line marks the switch
+    in the right panel.
     """
 
     def __init__(
@@ -119,6 +160,8 @@ class Playground:
         available: Sequence[str] | None = None,
         metric: tuple[str, Callable[[np.ndarray], np.ndarray]] | None = None,
         switch: int | None = None,
+        noise: float = 0.0,
+        seed: int = SEED,
     ):
         if landscape is not None and not isinstance(landscape, Landscape):
             raise validate.fail("landscape", "a samlab.toy landscape such as "
@@ -146,7 +189,9 @@ class Playground:
         self.metric = metric
         max_steps = validate.integer("max_steps", max_steps, low=1)
         steps = validate.integer("steps", steps, low=1, high=max_steps)
-        switch = validate.integer("switch", switch, low=0, high=max_steps, none=True)
+        switch = validate.integer("switch", switch, low=0, high=steps, none=True)
+        noise = validate.number("noise", noise, low=0.0)
+        self.seed = validate.integer("seed", seed, low=0)
         for name, (lo, hi), v in (("lr", lr_range, lr), ("rho", rho_range, rho)):
             lo = validate.number(f"{name}_range[0]", lo, low=0.0, strict_low=True)
             validate.number(f"{name}_range[1]", hi, low=lo, strict_low=True)
@@ -158,7 +203,6 @@ class Playground:
         self.lr_slider = W.FloatLogSlider(
             value=lr, base=10, min=log(lr_range[0]), max=log(lr_range[1]), step=0.01,
             description="lr η", readout_format=".3g", style=style, layout=layout,
-            continuous_update=True,
         )
         self.rho_slider = W.FloatLogSlider(
             value=rho, base=10, min=log(rho_range[0]), max=log(rho_range[1]), step=0.01,
@@ -167,7 +211,7 @@ class Playground:
         self.steps_slider = W.IntSlider(value=steps, min=1, max=max_steps, step=1,
                                         description="steps", style=style, layout=layout)
         self.switch_slider = None if switch is None else W.IntSlider(
-            value=switch, min=0, max=max_steps, step=1, description="switch at", style=style,
+            value=switch, min=0, max=steps, step=1, description="switch at", style=style,
             layout=layout)
         sliders = [self.lr_slider, self.rho_slider, self.steps_slider]
         if self.switch_slider is not None:
@@ -177,35 +221,48 @@ class Playground:
                           layout=W.Layout(width="130px"))
             for m in self.available
         }
+        box = W.Layout(width="180px")
         self.x0_x = W.FloatText(value=float(x0[0]), description="start x", style=style,
-                                layout=W.Layout(width="180px"))
+                                layout=box)
         self.x0_y = W.FloatText(value=float(x0[1]), description="start y", style=style,
-                                layout=W.Layout(width="180px"))
+                                layout=box)
+        self.noise_box = W.FloatText(value=noise, description="noise σ", style=style,
+                                     layout=box)
         self.status = W.HTML()
         for w, cls in zip(sliders, ("samlab-lr", "samlab-rho", "samlab-steps", "samlab-switch")):
             w.add_class(cls)
+        for w, cls in ((self.x0_x, "samlab-x0-x"), (self.x0_y, "samlab-x0-y"),
+                       (self.noise_box, "samlab-noise")):
+            w.add_class(cls)
+        for m, w in self.method_boxes.items():
+            w.add_class(f"samlab-method-{m}")
 
-        self.figure = self._build_figure()
-        self.trajectory: Trajectory | None = None
-        self._holding = False
-        self._queued = False  # an update is scheduled on the kernel's event loop
-        controls = [*sliders, self.x0_x, self.x0_y, *self.method_boxes.values()]
-        for w in controls:
+        self._trajectory: Trajectory | None = None
+        self._runs: Trajectory | None = None  # every available method's run
+        self._pending: asyncio.TimerHandle | None = None  # a table update not yet run
+        self.view = self._build_view()
+        for w in [*sliders, self.x0_x, self.x0_y, self.noise_box, *self.method_boxes.values()]:
             w.observe(self._on_change, names="value")
-        self.figure.data[self._click_index].on_click(self._on_click)
 
         self.widget = W.VBox([
             W.HBox([W.VBox(sliders),
-                    W.VBox([self.x0_x, self.x0_y]),
+                    W.VBox([self.x0_x, self.x0_y, self.noise_box]),
                     W.VBox(list(self.method_boxes.values()),
                            layout=W.Layout(flex_flow="row wrap", width="400px"))]),
-            self.figure,
+            self.view,
             self.status,
         ])
         self.widget.add_class("samlab-playground")
         self.update()
 
     # -- the state the controls describe ------------------------------------------------
+    @property
+    def trajectory(self) -> Trajectory | None:
+        """The checked methods' runs for the controls' current values (None: none checked)."""
+        if self._pending is not None:  # a change the table has not caught up with yet
+            self.update()
+        return self._trajectory
+
     @property
     def methods(self) -> list[str]:
         return [m for m, box in self.method_boxes.items() if box.value]
@@ -219,129 +276,88 @@ class Playground:
     def x0(self) -> tuple[float, float]:
         return (float(self.x0_x.value), float(self.x0_y.value))
 
-    def set_start(self, x: float, y: float) -> None:
-        """Move the start point (one redraw, not two)."""
-        self._holding = True
-        try:
-            self.x0_x.value, self.x0_y.value = float(x), float(y)
-        finally:
-            self._holding = False
-        self.update()
-
-    def trace_index(self, method: str, panel: str = "path") -> int:
-        """Index in ``figure.data`` of ``method``'s trajectory (``"path"``), its part before
-        the switch (``"before"``, with a switch slider) or right panel (``"loss"``)."""
-        return self._trace_index[(method, panel)]
-
     @property
-    def start_trace(self):
-        """The marker of the start point in :attr:`figure`."""
-        return self.figure.data[self._start_index]
+    def noise(self) -> float:
+        """The gradient noise's standard deviation σ (0: exact gradients)."""
+        return float(self.noise_box.value)
 
-    # -- drawing --------------------------------------------------------------------------
-    def _build_figure(self) -> go.FigureWidget:
+    def set_start(self, x: float, y: float) -> None:
+        """Move the start point (what a click on the contour does in the page)."""
+        self.x0_x.value, self.x0_y.value = float(x), float(y)
+
+    # -- the figure ---------------------------------------------------------------------------
+    def _build_view(self) -> PlaygroundView:
         land = self.landscape
-        fig = make_subplots(rows=1, cols=2, column_widths=[0.56, 0.44], horizontal_spacing=0.08,
-                            subplot_titles=(land.name, f"{self._metric_name} per step"))
+        spec = landscape_spec(land)
+        on_landscape = (self.metric is None
+                        or (spec is not None and spec["kind"] in ("hyperbola", "sharp_flat_valley")
+                            and self.metric[1] == getattr(land, "sharpness", None)))
+        engine = "browser" if spec is not None and on_landscape else "kernel"
         (x0, x1), (y0, y1) = land.extent
-        fig.add_layout_image(source=contour_image(land), xref="x", yref="y", x=x0, y=y1,
-                             sizex=x1 - x0, sizey=y1 - y0, sizing="stretch", layer="below",
-                             xanchor="left", yanchor="top")
-        cps = land.critical_points
-        fig.add_trace(go.Scatter(
-            x=[c.point[0] for c in cps], y=[c.point[1] for c in cps], mode="markers",
-            marker=dict(symbol=[_SYMBOLS[c.kind] for c in cps], size=12, color="black"),
-            text=[f"{c.kind}: {c.name}" for c in cps], hoverinfo="text", name="critical points",
-            showlegend=False), 1, 1)
-        self._start_index = len(fig.data)
-        fig.add_trace(go.Scatter(x=[], y=[], mode="markers", name="start", showlegend=False,
-                                 marker=dict(size=11, color="white", line=dict(width=2))), 1, 1)
-        self._trace_index = {}
-        for m in self.available:
-            color = table.color(m)
-            if self.switch_slider is not None:  # the path before the switch, in GD's colour
-                self._trace_index[(m, "before")] = len(fig.data)
-                fig.add_trace(go.Scatter(x=[], y=[], mode="lines", legendgroup=m,
-                                         showlegend=False, name=f"{table.label(m)}: GD phase",
-                                         line=dict(color=table.color("gd"), width=2,
-                                                   dash="dot")), 1, 1)
-            self._trace_index[(m, "path")] = len(fig.data)
-            # Markers on at most MAX_MARKERS steps: drawing one per step is what made a
-            # redraw take a quarter of a second in Chromium (each marker is an SVG node).
-            fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name=table.label(m),
-                                     legendgroup=m, line=dict(color=color, width=2),
-                                     marker=dict(size=4, color=color, maxdisplayed=MAX_MARKERS)),
-                          1, 1)
-            self._trace_index[(m, "loss")] = len(fig.data)
-            fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name=table.label(m),
-                                     legendgroup=m, showlegend=False,
-                                     line=dict(color=color, width=2)), 1, 2)
-        # On top of everything, a transparent grid that catches clicks anywhere in the
-        # panel, also on a trajectory, and says where a run would start.
-        gx, gy = np.linspace(x0, x1, CLICK_GRID), np.linspace(y0, y1, CLICK_GRID)
-        self._click_index = len(fig.data)
-        fig.add_trace(go.Heatmap(x=gx, y=gy, z=np.zeros((CLICK_GRID, CLICK_GRID)), opacity=0,
-                                 showscale=False, name="click to start",
-                                 hovertemplate="click to start here<br>x=%{x:.2f}, y=%{y:.2f}"
-                                               "<extra></extra>"), 1, 1)
-        fig.update_xaxes(range=[x0, x1], title_text="x", row=1, col=1)
-        fig.update_yaxes(range=[y0, y1], title_text="y", row=1, col=1)
-        fig.update_xaxes(title_text="step", row=1, col=2)
-        fig.update_yaxes(title_text=self._metric_name, row=1, col=2)
-        fig.update_layout(height=430, width=900, margin=dict(l=50, r=20, t=40, b=40),
-                          legend=dict(orientation="h", y=-0.15), template="plotly_white",
-                          uirevision="playground")
-        return _Figure(fig)
+        spec = {
+            **(spec or {"kind": None, "params": {}}),
+            "name": land.name, "bound": float(land.bound),
+            "extent": [[float(x0), float(x1)], [float(y0), float(y1)]],
+        }
+        rows = [table.get_method(m) for m in self.available]
+        z = np.random.default_rng(self.seed).standard_normal(
+            (self.steps_slider.max, 2, len(self.available)))
+        controls = {"lr": self.lr_slider, "rho": self.rho_slider, "steps": self.steps_slider,
+                    "switch": self.switch_slider, "x": self.x0_x, "y": self.x0_y,
+                    "sigma": self.noise_box, "methods": dict(self.method_boxes)}
+        return PlaygroundView(
+            spec={
+                "engine": engine,
+                "landscape": spec,
+                "methods": [{"name": m, "label": table.label(m), "color": table.color(m),
+                             "ascent": row.ascent, "renormalize": row.renormalize}
+                            for m, row in zip(self.available, rows)],
+                "metric": "loss" if self.metric is None else "sharpness",
+                "metric_name": self._metric_name,
+                "critical_points": [{"x": c.point[0], "y": c.point[1], "kind": c.kind,
+                                     "name": c.name} for c in land.critical_points],
+                "contour": contour_image(land),
+                "gd_color": table.color("gd"),
+                "adaptive_eta": 0.01,
+            },
+            controls=controls,
+            noise_z=z.astype("<f8").tobytes(),
+        )
 
-    def update(self) -> Trajectory:
-        """Re-run the checked methods and write the runs into the figure in place."""
+    def update(self) -> Trajectory | None:
+        """Re-run every method for the controls' values: the outcome table, ``trajectory``
+        (the checked methods' runs) and, for a landscape the page cannot step, its runs."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         methods = self.methods
+        for name, value in (("start", self.x0), ("noise σ", (self.noise,))):
+            if not (np.all(np.isfinite(value)) and (name != "noise σ" or value[0] >= 0)):
+                shown = ", ".join(str(v) for v in value)
+                self.status.value = (f"<b>{name} ({shown}) is not allowed</b>: type "
+                                     + ("two finite numbers" if name == "start" else
+                                        "a number ≥ 0") + " (the plot shows the last run)")
+                return self._trajectory
         lr, rho, steps = self.lr_slider.value, self.rho_slider.value, self.steps_slider.value
+        if self.switch_slider is not None:
+            self.switch_slider.max = steps  # its range follows the steps (clips the value)
         switch = self.switch
-        if not np.all(np.isfinite(self.x0)):  # a typed nan or inf: say so, keep the last run
-            self.status.value = (f"<b>start ({self.x0[0]}, {self.x0[1]}) is not a point</b>: "
-                                 "type two finite numbers (the plot shows the last start)")
-            return self.trajectory
-        traj = run(self.landscape, methods or ["gd"], lr, rho, self.x0, steps,
-                   switch_step=switch)
-        self.trajectory = traj if methods else None
-        step_axis = np.arange(steps + 1, dtype=float)  # float: sent as bytes, not as a list
-        values = self._metric_values(traj)
-        fig = self.figure
-        with fig.batch_update():
-            start = fig.data[self._start_index]
-            start.x, start.y = [self.x0[0]], [self.x0[1]]
-            # What this drawing shows, readable in the page (the browser test compares it
-            # with the sliders after a drag).
-            fig.layout.meta = {"lr": lr, "rho": rho, "steps": steps, "x0": list(self.x0),
-                               "methods": methods, **({} if switch is None else
-                                                      {"switch": switch})}
-            for m in self.available:
-                path = fig.data[self._trace_index[(m, "path")]]
-                loss = fig.data[self._trace_index[(m, "loss")]]
-                before = (fig.data[self._trace_index[(m, "before")]] if switch is not None
-                          else None)
-                if m in methods:
-                    i = methods.index(m)
-                    # A method without an ascent is GD throughout: all of it is "the path".
-                    cut = (0 if switch is None or not table.get_method(m).has_ascent
-                           else min(switch, steps))
-                    path.x, path.y = traj.positions[cut:, i, 0], traj.positions[cut:, i, 1]
-                    if before is not None:
-                        before.x = traj.positions[:cut + 1, i, 0] if cut else []
-                        before.y = traj.positions[:cut + 1, i, 1] if cut else []
-                    loss.x, loss.y = step_axis, values[:, i]
-                path.visible = loss.visible = m in methods
-                if before is not None:
-                    before.visible = m in methods
-            if methods:
-                fig.layout.yaxis2.range = plot.loss_range(traj, values)
-            if switch is not None:
-                fig.layout.shapes = [dict(type="line", xref="x2", yref="y2 domain", x0=switch,
-                                          x1=switch, y0=0, y1=1,
-                                          line=dict(color="grey", dash="dot", width=1))]
-        self.status.value = self._status_html(traj) if methods else "<i>no method selected</i>"
-        return traj
+        # Every available method, so that each keeps its own noise draws (and a tick shows
+        # a run already computed); the table and `trajectory` are the checked ones.
+        runs = run(self.landscape, list(self.available), lr, rho, self.x0, steps,
+                   switch_step=switch, noise=self.noise, seed=self.seed)
+        self._runs = runs
+        self._trajectory = runs[[self.available.index(m) for m in methods]] if methods else None
+        if self.view.spec["engine"] == "kernel":
+            self.view.kernel_runs = {
+                "positions": runs.positions.astype("<f8").tobytes(),
+                "values": self._metric_values(runs).astype("<f8").tobytes(),
+                "state": {"lr": lr, "rho": rho, "steps": steps, "switchStep": switch,
+                          "x0": list(self.x0), "sigma": self.noise},
+            }
+        self.status.value = (self._status_html(self._trajectory) if methods
+                             else "<i>no method selected</i>")
+        return self._trajectory
 
     @property
     def _metric_name(self) -> str:
@@ -358,11 +374,9 @@ class Playground:
         rows = []
         for i, m in enumerate(traj.method):
             where = f" at {traj.at[i]}" if traj.at[i] else ""
-            final = traj.final[i]
-            pos = "—" if not np.isfinite(final).all() else f"({final[0]:.3g}, {final[1]:.3g})"
             color = table.color(str(m))
             rows.append(f"<tr><td style='color:{color}'><b>{table.label(str(m))}</b></td>"
-                        f"<td>{traj.outcome[i]}{where}</td><td>{pos}</td></tr>")
+                        f"<td>{traj.outcome[i]}{where}</td><td>{_point(traj.final[i])}</td></tr>")
         return ("<table class='samlab-outcomes'><tr><th>method</th><th>outcome</th>"
                 "<th>final point</th></tr>" + "".join(rows) + "</table>")
 
@@ -382,33 +396,20 @@ class Playground:
 
     # -- events ------------------------------------------------------------------------------
     def _on_change(self, _change) -> None:
-        """Redraw for the controls' latest values, once per burst of changes.
+        """Recompute the table once the changes pause (TABLE_DELAY_S), in a kernel.
 
-        In a kernel, a slider drag sends changes faster than a redraw takes; each change
-        only schedules an update on the event loop, so the changes that queued in the
-        meantime are drawn once, with the last values. Outside a kernel (no running
-        loop, as in a script or a test) every change redraws at once.
+        The page has drawn each change already; only the table waits. Outside a kernel
+        (no running event loop: a script, a test) every change updates at once; reading
+        :attr:`trajectory` always gives the controls' current runs.
         """
-        if self._holding:
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self.update()
             return
-        if not self._queued:
-            self._queued = True
-            loop.call_soon(self._update_queued)
-
-    def _update_queued(self) -> None:
-        self._queued = False
-        self.update()
-
-    def _on_click(self, _trace, points, _state) -> None:
-        if points.xs:  # a cell of the click grid: its centre, rounded to the grid's precision
-            (x0, x1), (y0, y1) = self.landscape.extent
-            self.set_start(_round_to(points.xs[0], (x1 - x0) / CLICK_GRID),
-                           _round_to(points.ys[0], (y1 - y0) / CLICK_GRID))
+        if self._pending is not None:
+            self._pending.cancel()
+        self._pending = loop.call_later(TABLE_DELAY_S, self.update)
 
     def _ipython_display_(self):
         from IPython.display import display
