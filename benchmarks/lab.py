@@ -289,7 +289,7 @@ def chromium_page(chromium: Path = CHROMIUM) -> Iterator[LabPage]:
 
 
 PLAYGROUND = ".samlab-playground"
-PLOT = f"{PLAYGROUND} .js-plotly-plot"
+PLOT = f"{PLAYGROUND} .samlab-plot"  # the canvas view (samlab/widgets/js/view.js)
 LR_HANDLE = f"{PLAYGROUND} .samlab-lr .noUi-handle"
 LR_READOUT = f"{PLAYGROUND} .samlab-lr .widget-readout"
 
@@ -330,20 +330,17 @@ NOTEBOOK_STATE_JS = """
 }
 """
 
-# The traces of the playground's plot that draw lines (trajectories and loss curves),
-# with their data as plain arrays; null while the plot is not there.
+# The playground's drawn traces (el.samlabPlot, set by the view at every drawing), as
+# plotly-like line traces: a path per checked method ("lines+markers") and its values per
+# step ("lines"); null while the plot is not there.
 PLOT_TRACES_JS = """
 (selector) => {
   const el = document.querySelector(selector);
-  if (!el || !Array.isArray(el.data)) return null;
-  const plain = a => (a == null ? null
-    : (Array.isArray(a) || ArrayBuffer.isView(a)) ? Array.from(a, Number)
-    : (typeof a === 'object' && 'bdata' in a) ? String(a.bdata)  // undecoded base64 spec
-    : a);
-  return el.data
-    .filter(t => t.visible !== false && t.visible !== 'legendonly')
-    .filter(t => typeof t.mode === 'string' && t.mode.includes('lines'))
-    .map(t => ({name: String(t.name), mode: t.mode, x: plain(t.x), y: plain(t.y)}));
+  if (!el || !el.samlabPlot) return null;
+  const plain = a => Array.from(a, v => (Number.isFinite(v) ? v : null));
+  return el.samlabPlot.traces.flatMap(t => [
+    {name: t.label, mode: 'lines+markers', x: plain(t.path.xs), y: plain(t.path.ys)},
+    {name: t.label, mode: 'lines', x: plain(t.values.map((_, i) => i)), y: plain(t.values)}]);
 }
 """
 
@@ -352,16 +349,17 @@ PLAYGROUND_STATE_JS = """
 () => {
   const outputs = Array.from(document.querySelectorAll('.jp-OutputArea-output'));
   const text = outputs.map(o => o.textContent || '').join('\\n');
-  const plot = document.querySelector('.samlab-playground .js-plotly-plot');
+  const plot = document.querySelector('.samlab-playground .samlab-plot');
   return {
     playground: !!document.querySelector('.samlab-playground'),
     plot: !!plot,
-    traces: plot && Array.isArray(plot.data) ? plot.data.length : 0,
+    traces: plot && plot.samlabPlot ? plot.samlabPlot.frame : 0,
     loading: (text.match(/Loading widget\\.\\.\\./g) || []).length,
     widget_outputs: document.querySelectorAll(
       '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.widget-view+json"]').length,
     plots_with_data: Array.from(document.querySelectorAll('.jp-OutputArea-output .js-plotly-plot'))
-      .filter(p => Array.isArray(p.data) && p.data.length > 0).length,
+      .filter(p => Array.isArray(p.data) && p.data.length > 0).length
+      + Array.from(document.querySelectorAll('.samlab-plot')).filter(p => p.samlabPlot).length,
     widget_errors: text.split('\\n')
       .filter(l => /Error displaying widget|Error rendering|Failed to load model class/.test(l))
       .slice(0, 5)
@@ -513,7 +511,7 @@ def open_and_run_all(lab_page: LabPage, lab_server: LabServer, notebook: str,
 
 
 def wait_for_widgets(page: Any, timeout_s: float) -> dict:
-    """Wait until the playground's FigureWidget, and every other widget, has rendered."""
+    """Wait until the playground's plot, and every other widget, has rendered."""
     state: dict = {}
 
     def rendered() -> bool:
@@ -537,9 +535,9 @@ def wait_for_widgets(page: Any, timeout_s: float) -> dict:
         )
     if not state.get("plot") or not state.get("traces"):
         raise LabError(
-            f"the playground shows no plotly plot with data ({PLOT} with non-empty .data) within "
+            f"the playground shows no drawn plot ({PLOT} with .samlabPlot) within "
             f"{timeout_s} s ({state.get('loading')} output(s) still say 'Loading widget...'): "
-            "the FigureWidget (anywidget) front-end did not render"
+            "its anywidget front-end did not render (see the browser console)"
         )
     if state.get("loading"):
         raise LabError(

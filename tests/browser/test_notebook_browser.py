@@ -1,8 +1,9 @@
 """Notebook 01 in a real JupyterLab, in a real browser: run all cells, move a slider.
 
 What only a browser can check: the widget front-ends (ipywidgets' JupyterLab manager,
-anywidget for plotly's ``FigureWidget``) load and render, and a slider moved in the
-page reaches the kernel and comes back as new trajectories in the plot.
+anywidget for the playground's view and plotly's ``FigureWidget``) load and render, a
+slider moved in the page is drawn as new trajectories at once, and the kernel's table
+follows.
 
 Screenshots go to ``tests/artifacts/browser/``: ``01_before.png`` (after Run All Cells),
 ``02_after.png`` (after the lr slider moved), and ``failure.png`` (the page when the test
@@ -12,6 +13,7 @@ failed, wherever that was).
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks import hand
 from benchmarks.lab import (
     LR_HANDLE,
     LR_READOUT,
@@ -43,8 +46,8 @@ from benchmarks.lab import (
     NOTEBOOKS as NOTEBOOKS_DIR,
 )
 
-# Every notebook with a playground, and how many plotly figures it must render at least
-# (01: the phase diagram and the playground; 02: the same; 03 and 04: the playground).
+# Every notebook with a playground, and how many figures it must render at least (01: the
+# plotly phase diagram and the playground; 02: the same; 03 and 04: the playground).
 NOTEBOOKS = {"01_sam_on_a_saddle": 2, "02_why_sam_normalizes": 2, "03_stable_sam": 1,
              "04_sam_late_in_training": 1}
 
@@ -97,22 +100,32 @@ def explained_failures(lab_page: Any, lab_server: Any, screenshot_to: Path,
         raise pytest.fail.Exception(f"{message}\n\n{report}", pytrace=False) from None
 
 
-def drag_ends_showing_the_final_values(page: Any, lab_server: Any, lab_page: Any) -> None:
-    """Drag the lr handle for a second; the plot must end showing the slider's last value."""
-    box = page.locator(LR_HANDLE).bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    for i in range(1, 21):
-        page.mouse.move(x - 5 * i, y)
-        page.wait_for_timeout(50)
-    page.mouse.up()
-    wait_for_kernel_idle(lab_page, lab_server, timeout_s=PLOT_CHANGE_TIMEOUT_S)
-    readout = read_readout(page.locator(LR_READOUT))
-    shown = poll(lambda: (m := page.evaluate(f"() => document.querySelector('{PLOT}').layout.meta"))
-                 and abs(m["lr"] / float(readout) - 1) < 5e-3 and m, PLOT_CHANGE_TIMEOUT_S)
-    assert shown, (f"after the drag the slider reads lr = {readout}, but the plot shows "
-                   f"{page.evaluate(f'() => document.querySelector({PLOT!r}).layout.meta')}")
+# Loose bounds on what a student sees (make bench holds the real goals: median 100 ms,
+# worst 200 ms, a frame every 150 ms of a drag, the final value 300 ms after mouse-up):
+# loose enough for a loaded CI machine, tight enough that a figure waiting on the kernel
+# fails (the plotly playground's drag kept drawing queued values for 2.4 s).
+HAND_MEDIAN_MS, HAND_WORST_MS, DRAG_GAP_MS, DRAG_SETTLE_MS = 250, 1000, 600, 1000
+
+
+def a_hand_sees_each_input_drawn_at_once(page: Any) -> None:
+    """Key presses, clicks on the contour and a one-second drag, measured in the page:
+    every input changes the plot within the bounds, and the drag ends on its last value."""
+    hand.watch(page)
+    keys = hand.key_presses(page, 6)
+    clicks = hand.contour_clicks(page, 2)
+    for kind, lat, n in (("key press", keys, 6), ("click on the contour", clicks, 2)):
+        assert len(lat) == n, f"{n - len(lat)} of {n} {kind}es did not change the plot"
+        assert statistics.median(lat) <= HAND_MEDIAN_MS and max(lat) <= HAND_WORST_MS, (
+            f"{kind} → plot changed took {[round(v) for v in lat]} ms")
+    shown = page.evaluate(f"() => document.querySelector({PLOT!r}).samlabPlot.meta")
+    start = [float(page.locator(f"{PLAYGROUND} .samlab-x0-{c} input").input_value())
+             for c in "xy"]
+    assert shown["x0"] == pytest.approx(start), "the plot does not start where the boxes say"
+    drag = hand.drag(page)
+    assert drag["gap"] <= DRAG_GAP_MS, f"during the drag the plot froze for {drag}"
+    assert drag["settle"] <= DRAG_SETTLE_MS, f"the plot kept moving after the mouse-up: {drag}"
+    assert drag["shown"] == pytest.approx(drag["readout"], rel=5e-3), (
+        f"after the drag the slider reads lr = {drag['readout']}, the plot shows {drag}")
 
 
 def save_and_check_the_pair(page: Any, ipynb: Path, timeout_s: float = 30) -> None:
@@ -151,7 +164,7 @@ def test_playground_slider_redraws_trajectories(notebook, lab_page, lab_server, 
         assert len(state["prompts"]) > 1, f"too few code cells: {state['prompts']}"
         widgets = wait_for_widgets(page, WIDGET_TIMEOUT_S)
         assert widgets["plots_with_data"] >= NOTEBOOKS[notebook], (
-            f"too few plotly plots rendered: {widgets}")
+            f"too few figures rendered: {widgets}")
 
         playground = page.locator(PLAYGROUND)
         playground.scroll_into_view_if_needed()
@@ -196,7 +209,7 @@ def test_playground_slider_redraws_trajectories(notebook, lab_page, lab_server, 
         )
         final = page.evaluate(NOTEBOOK_STATE_JS)
         assert not final["errors"], f"error outputs after the slider moved: {final['errors']}"
-        drag_ends_showing_the_final_values(page, lab_server, lab_page)
+        a_hand_sees_each_input_drawn_at_once(page)
         save_and_check_the_pair(page, lab_server.root_dir / f"{notebook}.ipynb")
 
 
