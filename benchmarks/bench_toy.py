@@ -1,11 +1,13 @@
-"""samlab.toy: phase diagrams and the playground redraw.
+"""samlab.toy: phase diagrams and the playground's table.
 
 - A 200 x 200 (lr, ρ) phase diagram, 500 steps each, on the bounded saddle, for every
   method (goal: <= 0.5 s on a 2-core machine), against two loops over settings timed
   on a sample and scaled per setting: a plain-Python SAM written here with floats, and
   ``toy.run`` called once per setting.
-- The playground redraw: a slider change to new figure data, 4 methods x 500 steps
-  (goal: <= 30 ms median).
+- The playground's kernel side: ``Playground.update``, the outcome table for the controls'
+  values (all 6 methods x 500 steps, so each keeps its noise draws). The page draws without
+  it (bench_playgrounds measures that); the table follows a pause in the input, so this is
+  how long after the pause it lands (goal: <= 100 ms median).
 """
 
 from __future__ import annotations
@@ -72,8 +74,8 @@ def run() -> list[Row]:
                     steps=STEPS)
     values = iter(np.tile(np.geomspace(0.01, 0.5, 20), 10))
     redraw = timeit(lambda: setattr(pg.lr_slider, "value", next(values)), repeat=100, warmup=5)
-    rows.append(Row("playground redraw, 4 methods x 500 steps (median of 100)",
-                    median(redraw) * 1e3, "ms", "<= 30 ms", median(redraw) <= 0.030))
-    rows.append(Row("playground redraw, 95th percentile", float(np.percentile(redraw, 95)) * 1e3,
-                    "ms"))
+    rows.append(Row("playground outcome table (kernel), 6 methods x 500 steps (median of 100)",
+                    median(redraw) * 1e3, "ms", "<= 100 ms", median(redraw) <= 0.100))
+    rows.append(Row("playground outcome table (kernel), 95th percentile",
+                    float(np.percentile(redraw, 95)) * 1e3, "ms"))
     return rows

@@ -9,9 +9,10 @@ input pipeline), at hand speed:
 - ``checkbox_toggles``: a click on a method's checkbox;
 - ``typed_values``: a start coordinate typed into its box and Enter;
 - ``contour_clicks``: a click on the landscape panel (start there);
-- ``drag``: the lr handle dragged for a second in 25 moves sent on a fixed clock
-  (a move is sent when its time comes, whether or not the page has drawn the last one,
-  so a page that falls behind builds a queue that the measurement sees).
+- ``drag``: the lr handle dragged for a second in 25 moves sent on a fixed clock by the
+  page's own timers (``js/drag.js``): a move is sent when its time comes, whether or not
+  the page has drawn the last one, so a page that falls behind builds a queue that the
+  measurement sees (Playwright's mouse would wait for the page to take each move).
 
 Each returns latencies in ms, from the input event (keydown or mousedown) to the first
 rendered frame whose plot differs.
@@ -26,6 +27,7 @@ from typing import Any
 from .lab import LR_HANDLE, LR_READOUT, PLAYGROUND, PLOT, poll, read_readout
 
 WATCH_JS = (Path(__file__).parent / "js" / "watch.js").read_text()
+DRAG_JS = (Path(__file__).parent / "js" / "drag.js").read_text()
 PAUSE_S = 0.4  # between inputs: the plot has settled before the next one
 TIMEOUT_S = 10
 DRAG_MOVES, DRAG_S, DRAG_PX = 25, 1.0, 5
@@ -96,7 +98,8 @@ def drag(page: Any) -> dict:
 
     Returns ``gap``: the longest time between rendered changes from the first move to the
     mouse-up (the plot following the hand), ``settle``: mouse-up → the last change, and
-    whether that last frame shows the slider's final value (``shown`` vs ``readout``).
+    whether that last frame shows the slider's final value (``shown`` vs ``readout``);
+    ``late``: how late the latest move was sent (the page's timers were busy).
     """
     # A first click in a cell's output makes the cell active, and JupyterLab may scroll it:
     # click the outcome table first, as a student's first click would, then find the handle.
@@ -104,23 +107,15 @@ def drag(page: Any) -> dict:
     page.locator(LR_HANDLE).scroll_into_view_if_needed()
     time.sleep(0.3)  # the notebook settles where it scrolled to
     box = page.locator(LR_HANDLE).bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    x = box["x"] + box["width"] / 2
     # Toward the end of the track with more room, never past it (a value clamped at the
     # end would stop changing the plot, and the drag would measure nothing).
     track = page.locator(f"{PLAYGROUND} .samlab-lr .noUi-target").bounding_box()
     room_left, room_right = x - track["x"], track["x"] + track["width"] - x
     px = (-1 if room_left > room_right else 1) * min(DRAG_PX, 0.8 * max(room_left, room_right)
                                                      / DRAG_MOVES)
-    page.mouse.move(x, y)
     n = page.evaluate("() => window.__samlab.changes.length")
-    page.mouse.down()
-    start = time.monotonic()
-    for i in range(1, DRAG_MOVES + 1):
-        delay = start + i * DRAG_S / DRAG_MOVES - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        page.mouse.move(x + px * i, y)
-    page.mouse.up()
+    late = page.evaluate(DRAG_JS, [LR_HANDLE, DRAG_MOVES, DRAG_S * 1000, px])
     readout = float(read_readout(page.locator(LR_READOUT)))
 
     def settled():  # nothing new drawn for a second
@@ -142,4 +137,5 @@ def drag(page: Any) -> dict:
         "redraws": len(changes),
         "shown": last["lr"] if last else None,
         "readout": readout,
+        "late": late,
     }
