@@ -114,11 +114,6 @@ class PlaygroundView(anywidget.AnyWidget):
         return (_JS / "engine.js").read_text() + "\n" + (_JS / "view.js").read_text()
 
 
-def _round_to(value: float, spacing: float) -> float:
-    """``value`` with as many decimals as a grid of ``spacing`` resolves (0.02 → 2)."""
-    return round(float(value), max(0, int(np.ceil(-np.log10(spacing)))))
-
-
 def _point(p: np.ndarray) -> str:
     """A final point as a reader reads it: three decimals, no -0.000, no 4.94e-324."""
     if not np.isfinite(p).all():
@@ -318,6 +313,7 @@ class Playground:
                                      "name": c.name} for c in land.critical_points],
                 "contour": contour_image(land),
                 "gd_color": table.color("gd"),
+                "click_grid": CLICK_GRID,
                 "adaptive_eta": 0.01,
             },
             controls=controls,

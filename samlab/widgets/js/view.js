@@ -281,8 +281,8 @@ async function render({ model, el }) {
     const r = canvas.getBoundingClientRect(), px = ev.clientX - r.left, py = ev.clientY - r.top;
     const p = PANELS[0];
     const inside = px >= p.left && px <= p.left + p.width && py >= p.top && py <= p.top + p.height;
-    return inside ? { px, py, x: roundTo(left.invX(px), (xr[1] - xr[0]) / 50),
-                      y: roundTo(left.invY(py), (yr[1] - yr[0]) / 50) } : null;
+    return inside ? { px, py, x: roundTo(left.invX(px), (xr[1] - xr[0]) / spec.click_grid),
+                      y: roundTo(left.invY(py), (yr[1] - yr[0]) / spec.click_grid) } : null;
   }
   canvas.addEventListener("mousemove", (ev) => {
     const at = inLeft(ev);
