@@ -9,11 +9,11 @@ LAB_ARGS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test bench notebooks exercises clean distclean
+.PHONY: help lab test bench gpu-check notebooks exercises clean distclean
 
 help: ## list the targets
 	@echo "make <target>   (extra arguments: LAB_ARGS='...', PYTEST_ARGS='...')"
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 # An existing .venv (made by hand or by an older Makefile) is kept, not rebuilt.
 $(VENV)/.stamp-venv:
@@ -42,6 +42,14 @@ test: $(VENV)/.stamp-test ## ruff, then pytest (all tests, notebooks included)
 
 bench: $(VENV)/.stamp-test ## run the benchmarks; results go to benchmarks/results/
 	$(BIN)/python -m benchmarks
+
+# PY=python3 runs it with an interpreter as it is (a lent GPU machine: its own torch, no
+# network, the rest from benchmarks/gpu_bundle.py), without making .venv. GPU_ARGS: more
+# arguments (python -m benchmarks gpu --help).
+PY ?=
+GPU_ARGS ?=
+gpu-check: $(if $(PY),,$(VENV)/.stamp-test) ## time the GPU half in ~6 min (without CUDA: a dry run); benchmarks/results/gpu.json
+	$(or $(PY),$(BIN)/python) -m benchmarks gpu $(GPU_ARGS)
 
 notebooks: $(VENV)/.stamp-test ## re-pair every notebooks/NN_name.py with its .ipynb (after editing the .py)
 	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py

@@ -82,3 +82,48 @@ def torchvision_loader(
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
     )
+
+
+class LoopSAM(torch.optim.Optimizer):
+    """SAM as it is usually written: Python loops over the parameter tensors.
+
+    The norm of the gradient is one ``norm`` per tensor and their ``stack``; the ascent
+    ``ε = ρ g / ‖g‖`` is added, kept and subtracted tensor by tensor; then the base SGD
+    steps. Same maths as :class:`samlab.optim.SAM` (normalized ascent, one global norm),
+    none of its engineering: the baseline of the training benchmarks. BatchNorm's running
+    statistics are updated by both passes, as in most copies of it.
+    """
+
+    def __init__(self, params, rho: float = 0.05, **sgd):
+        params = list(params)
+        super().__init__(params, dict(rho=rho))
+        self.base = torch.optim.SGD(params, **sgd)
+
+    @torch.no_grad()
+    def first_step(self) -> None:
+        grads = [p.grad for group in self.param_groups for p in group["params"]
+                 if p.grad is not None]
+        norm = torch.norm(torch.stack([g.norm(2) for g in grads]), 2)
+        for group in self.param_groups:
+            scale = group["rho"] / (norm + 1e-12)
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                e = p.grad * scale
+                p.add_(e)
+                self.state[p]["e"] = e
+
+    @torch.no_grad()
+    def second_step(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if "e" in self.state[p]:
+                    p.sub_(self.state[p].pop("e"))
+        self.base.step()
+
+    def step(self, closure):
+        loss = closure()
+        self.first_step()
+        closure()
+        self.second_step()
+        return loss

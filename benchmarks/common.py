@@ -33,7 +33,7 @@ class Row:
     """One measured figure, with the goal it is held to (if any)."""
 
     metric: str
-    value: float
+    value: float | None  # None: not measured (the note says why)
     unit: str
     goal: str = ""
     ok: bool | None = None
@@ -92,6 +92,6 @@ def table(results: dict[str, list[Row]]) -> str:
         for r in rows:
             met = {True: "yes", False: "**no**", None: ""}[r.ok]
             note = f" ({r.note})" if r.note else ""
-            value = f"{r.value:.4g} {r.unit}"
+            value = "—" if r.value is None else f"{r.value:.4g} {r.unit}"
             lines.append(f"| {name} | {r.metric}{note} | {value} | {r.goal} | {met} |")
     return "\n".join(lines)

@@ -62,6 +62,7 @@ if "google.colab" in sys.modules:  # on Colab: install samlab, enable widgets, l
 
 # %%
 import dataclasses
+import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -88,11 +89,13 @@ print(f"samlab {samlab.__version__}; size: {SIZE}; device: "
 # The lab and paper sizes train on **CIFAR-10** itself, which torchvision downloads into
 # `data/` the first time (170,498,071 bytes, checked against its MD5: about 15 s at
 # 100 Mbit/s, a few minutes on a slow line). Where it cannot be downloaded (no network),
-# the **JPEG-recompressed copy** of CIFAR-10 stands in if samlab finds it (`SAMLAB_DATA`,
-# docs/training.md#data): the same images re-encoded as JPEG, so every number from it
-# says so. Quick mode uses a few hundred images of that copy (500 of its test images), or
-# random images of CIFAR-10's shape when it is absent too (then the accuracies mean
-# nothing; the point is that every cell runs).
+# the **JPEG-recompressed copy** of CIFAR-10 can stand in, if samlab finds it (`SAMLAB_DATA`,
+# docs/training.md#data): set `SAMLAB_DATASET=cifar10-jpeg`, or write it in the next cell.
+# It holds the same images re-encoded as JPEG, so every number from it says so. A run cut
+# short (`SAMLAB_EPOCHS=1`: one epoch per arm, how `make gpu-check` times the lab size)
+# keeps everything else of its size. Quick mode uses a few hundred images of that copy
+# (500 of its test images), or random images of CIFAR-10's shape when it is absent too
+# (then the accuracies mean nothing; the point is that every cell runs).
 
 # %%
 RECIPES = {  # epochs, training and test images, λ_max every k epochs and on how many, seeds
@@ -103,11 +106,11 @@ RECIPES = {  # epochs, training and test images, λ_max every k epochs and on ho
     "paper": dict(epochs=200, n_train=None, n_test=None, sharpness_every=10,
                   sharpness_subset=5000, seeds=[0, 1, 2]),
 }
-recipe = RECIPES[SIZE]
+recipe = dict(RECIPES[SIZE], epochs=samlab.epochs_override(RECIPES[SIZE]["epochs"]))
 if SIZE == "quick":
     dataset = "cifar10-jpeg" if find_cifar10_jpeg() else "random"
-else:
-    dataset = "cifar10"  # on a machine without network, write "cifar10-jpeg" here
+else:  # without network: write "cifar10-jpeg" here, or set SAMLAB_DATASET=cifar10-jpeg
+    dataset = os.environ.get("SAMLAB_DATASET", "cifar10")
 base = TrainConfig(name="r20", model="resnet20", dataset=dataset, method="sgd", lr=0.1,
                    momentum=0.9, weight_decay=5e-4, batch_size=128, schedule="cosine",
                    epochs=recipe["epochs"], n_train=recipe["n_train"],

@@ -29,3 +29,19 @@ def quick_mode() -> bool:
     a 2 GB Binder) runs them top to bottom in seconds.
     """
     return os.environ.get("SAMLAB_QUICK", "").strip() not in ("", "0")
+
+
+def epochs_override(epochs: int) -> int:
+    """``SAMLAB_EPOCHS`` if set, else ``epochs``: a run of a notebook cut short.
+
+    ``make gpu-check`` runs notebook 05 at lab size with ``SAMLAB_EPOCHS=1`` to time one
+    epoch per arm (docs/training.md#speed). A value that is not a positive integer is an
+    error naming the variable.
+    """
+    text = os.environ.get("SAMLAB_EPOCHS", "").strip()
+    if not text:
+        return epochs
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"SAMLAB_EPOCHS must be a positive integer (epochs per run), "
+                         f"got {text!r}")
+    return int(text)

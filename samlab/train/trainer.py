@@ -306,9 +306,11 @@ class Trainer:
             "train_time": train_time,
             **sums.stat_means(),
         }
+        t0 = time.perf_counter()
         for split in ("val", "test"):
             if len(getattr(self.data, f"{split}_labels")):
                 record[f"{split}_loss"], record[f"{split}_acc"] = self.evaluate(split)
+        record["eval_time"] = time.perf_counter() - t0
         if self._sharpness_due(epoch):
             left = sum(map(self._sharpness_due, range(epoch + 1, cfg.epochs)))
             record.update(self.measure_sharpness(measurements_left=left))

@@ -42,7 +42,7 @@ def test_there_is_one_epoch_record_per_epoch_in_order(sam_run):
 
 
 @pytest.mark.parametrize("key", ["train_loss", "train_acc", "val_loss", "val_acc",
-                                 "test_loss", "test_acc", "train_time", "lr",
+                                 "test_loss", "test_acc", "train_time", "eval_time", "lr",
                                  "grad_norm_mean", "gamma_mean"])
 def test_every_sam_epoch_record_has(sam_run, key):
     for r in sam_run[2]:
@@ -53,7 +53,7 @@ def test_losses_are_positive_accuracies_are_fractions_and_time_was_spent(sam_run
     for r in sam_run[2]:
         for split in ("train", "val", "test"):
             assert r[f"{split}_loss"] > 0 and 0 <= r[f"{split}_acc"] <= 1
-        assert r["train_time"] > 0
+        assert r["train_time"] > 0 and r["eval_time"] > 0
         assert r["grad_norm_mean"] > 0 and r["gamma_mean"] > 0
 
 

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 #: Record fields that measure wall time: they differ between any two runs.
-WALL_TIME_FIELDS = frozenset({"train_time", "sharpness_time", "lambda_max_time"})
+WALL_TIME_FIELDS = frozenset({"train_time", "eval_time", "sharpness_time",
+                              "lambda_max_time"})
 
 
 def cosine_lr(lr: float, steps_done: int, total_steps: int) -> float:
