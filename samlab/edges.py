@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import validate
+from .ascents import get_ascent
 from .methods import get_method
 
 __all__ = ["edge", "gd_edge", "sam_edge", "ssam_edge", "usam_edge"]
@@ -136,36 +137,32 @@ def edge(method: str, lr: ArrayLike, rho: ArrayLike | None = None,
          momentum: ArrayLike = 0.0) -> np.ndarray | float:
     """The edge of ``method``, a row name of :mod:`samlab.methods` (docs/edges.md#the-table).
 
-    ``sgd``/``gd``: :func:`gd_edge`; ``usam``: :func:`usam_edge`; ``sam``: :func:`sam_edge`
-    (needs ``grad_norm``); ``ssam``: :func:`ssam_edge` (needs ``gamma``); ``rsam``: SAM's
-    edge with ``η·γ`` (needs both). Arguments a row does not use are checked, then ignored.
-    ``asam`` has no closed form in this model and is refused.
+    The row's ascent rule (:mod:`samlab.ascents`) gives the edge: ``sgd``/``gd``
+    :func:`gd_edge`; ``usam`` :func:`usam_edge`; ``sam`` :func:`sam_edge` (needs
+    ``grad_norm``); a renormalized row the same with ``η·γ`` (needs ``gamma``: ``ssam``
+    is :func:`ssam_edge`). Arguments a row does not use are checked, then ignored. A rule
+    with no closed form (``asam``) is refused, naming the method and why.
     """
     m = get_method(method)
-    if m.ascent == "adaptive":
-        raise ValueError(f"method {method!r} has no stability edge in closed form: its "
-                         "ascent ρ·T²g/‖Tg‖ rescales each weight by T = |w| + η_a, so "
-                         "λ_eff depends on w and not on λ alone (docs/edges.md#asam)")
+    rule = get_ascent(m.ascent)
+    if rule.edge is None:
+        raise ValueError(f"method {method!r} has no stability edge in closed form: {rule.no_edge}")
     # Every argument given is checked, used or not: a bad value is a mistake either way.
     given = {"rho": _rho(rho) if rho is not None else None,
              "grad_norm": _positive("grad_norm", grad_norm) if grad_norm is not None else None,
              "gamma": _positive("gamma", gamma) if gamma is not None else None}
     if not m.has_ascent:
-        return gd_edge(lr, momentum)
+        return rule.edge(lr, None, None, momentum)
     needs = {"rho": "a finite number >= 0 ({}'s edge depends on ρ)",
              "grad_norm": "a finite number > 0 ({}'s edge depends on ‖g‖: pass the one "
                           "the plot uses, full-batch or mini-batch)",
              "gamma": "a finite number > 0 ({}'s edge depends on γ = ‖g‖/‖∇L(w_asc)‖)"}
-    for name in ("rho", *(("grad_norm",) if m.normalized else ()),
+    for name in ("rho", *(("grad_norm",) if rule.normalized else ()),
                  *(("gamma",) if m.renormalize else ())):
         if given[name] is None:
             raise validate.fail(name, needs[name].format(method), None)
-    if m.normalized:
-        if m.renormalize:  # SAM's edge with η·γ
-            lr = _lr(lr)
-            _shape(lr=lr, gamma=given["gamma"])
-            lr = lr * given["gamma"]
-        return sam_edge(lr, rho, grad_norm, momentum)
-    if m.renormalize:
-        return ssam_edge(lr, rho, gamma, momentum)
-    return usam_edge(lr, rho, momentum)
+    if m.renormalize:  # the descent is γ·∇L(w_asc): the edge of the rule with η·γ
+        lr = _lr(lr)
+        _shape(lr=lr, gamma=given["gamma"])
+        lr = lr * given["gamma"]
+    return rule.edge(lr, rho, grad_norm, momentum)

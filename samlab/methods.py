@@ -19,7 +19,8 @@ composes with any ascent: ``rsam`` is renormalized SAM).
 
 The toy world (:mod:`samlab.toy`), the torch optimizers (:mod:`samlab.optim`), the
 trainer's ``--method``, and the colours and labels of every figure all read this table,
-so adding a method is one row here (plus its mathematics, if its ascent is new).
+so adding a method is one row here (plus an entry of :mod:`samlab.ascents`, if its
+ascent is new).
 
 Aliases: ``gd`` is ``sgd`` under its full-batch name. In the toy world without noise the
 gradient is exact, so the base method is gradient descent; ``toy.run(..., "gd", ...)``
@@ -31,10 +32,11 @@ This module imports neither torch nor a plotting library.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-Ascent = Literal["none", "normalized", "unnormalized", "adaptive"]
-ASCENTS: tuple[str, ...] = ("none", "normalized", "unnormalized", "adaptive")
+from .ascents import get_ascent
+
+#: The name of an ascent rule of :mod:`samlab.ascents`.
+Ascent = str
 
 #: Every division by a norm is guarded by this: a zero gradient means no perturbation.
 EPS = 1e-12
@@ -61,7 +63,7 @@ class Method:
     @property
     def normalized(self) -> bool:
         """True when the ascent has length ``ρ`` (SAM, ASAM), not ``ρ‖g‖``."""
-        return self.ascent in ("normalized", "adaptive")
+        return get_ascent(self.ascent).normalized
 
 
 METHODS: dict[str, Method] = {
@@ -78,6 +80,30 @@ METHODS: dict[str, Method] = {
                "Foret et al.'s ascent with Tan et al.'s renormalization"),
     )
 }
+
+
+BUILT_IN = frozenset(METHODS)
+
+
+def register(method: Method) -> Method:
+    """Add a row to the table (its ascent a rule of :mod:`samlab.ascents`; a name or alias
+    already taken is refused): the toy world, the optimizer, the trainer and the figures
+    accept it from then on (docs/methods.md#adding-a-method)."""
+    if not isinstance(method, Method):
+        raise ValueError(f"method must be a samlab.methods.Method, got {method!r}")
+    get_ascent(method.ascent)
+    taken = [n for n in (method.name, *(a for a, _ in method.aliases)) if n in names()]
+    if taken:
+        raise ValueError(f"a method called {taken[0]!r} exists already")
+    METHODS[method.name] = method
+    return method
+
+
+def unregister(name: str) -> None:
+    """Remove the row called ``name`` (a built-in row is refused)."""
+    if name in BUILT_IN:
+        raise ValueError(f"method {name!r} is built in and cannot be removed")
+    METHODS.pop(name, None)
 
 
 def names(*, aliases: bool = True) -> tuple[str, ...]:

@@ -1,37 +1,36 @@
-"""The optimizer: SAM around any base optimizer, for every row of :mod:`samlab.methods`."""
+"""The optimizer: SAM around any base optimizer, for every row of :mod:`samlab.methods`.
+
+SAM's step is the section "the algorithm" below, in the paper's order: :meth:`SAM.first_step`
+climbs to ``w + ε``, :meth:`SAM.second_step` returns to ``w`` and descends, :meth:`SAM.step`
+runs both around two passes of the closure. The maths is :mod:`samlab.optim.update`; what
+the machine needs (fp16, DDP, exact copies) is in small hooks after it and in
+:mod:`~samlab.optim.parallel`; late-phase switching is :mod:`~samlab.optim.phases`, the
+checkpoint :mod:`~samlab.optim.checkpoints` (docs/methods.md).
+"""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from .. import validate
-from ..methods import ASCENTS, EPS, METHODS, Ascent, get_method
+from ..ascents import names as ascent_names
+from ..methods import EPS, METHODS, Ascent, get_method
 from .batchnorm import frozen_bn_stats
+from .checkpoints import Checkpoints
+from .parallel import copy_all, overflow_anywhere, rank_mean_norm
+from .phases import LatePhase, check_switches
 from .update import descent_scale, global_norm, perturbation
 
 _ADAPTIVE_VARIANTS = ("original", "abs")
 
 
-def _copy_all(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
-    """``dst[i].copy_(src[i])`` for all ``i``: bit-exact, the way that is fastest per device.
-
-    On CUDA one multi-tensor kernel; on a CPU ``_foreach_copy_`` takes a slower path than
-    plain copies (measured on ResNet-20's 65 tensors: 0.5 ms against 0.19 ms).
-    """
-    if dst and dst[0].device.type == "cpu":
-        for d, s in zip(dst, src):
-            d.copy_(s)
-    else:
-        torch._foreach_copy_(dst, src)
-
-
-class SAM(torch.optim.Optimizer):
+class SAM(LatePhase, Checkpoints, torch.optim.Optimizer):
     """Sharpness-aware minimization around any base optimizer (Foret et al., ICLR 2021).
 
     Args:
@@ -87,27 +86,15 @@ class SAM(torch.optim.Optimizer):
         **base_kwargs: Any,
     ):
         row = get_method(self.default_method if method is None else method)
-        ascent = validate.choice("ascent", row.ascent if ascent is None else ascent, ASCENTS)
+        ascent = validate.choice("ascent", row.ascent if ascent is None else ascent,
+                                 ascent_names())
         renormalize = validate.flag("renormalize", row.renormalize if renormalize is None
                                     else renormalize)
         rho = validate.number("rho", rho, low=0.0)
         adaptive_eta = validate.number("adaptive_eta", adaptive_eta, low=0.0)
         validate.choice("adaptive_variant", adaptive_variant, _ADAPTIVE_VARIANTS)
-        if not (isinstance(base_optimizer, type)
-                and issubclass(base_optimizer, torch.optim.Optimizer)):
-            raise validate.fail("base_optimizer",
-                                "a torch.optim.Optimizer class such as torch.optim.SGD",
-                                base_optimizer)
-        closure = inspect.signature(base_optimizer.step).parameters.get("closure")
-        if closure is not None and closure.default is inspect.Parameter.empty:
-            raise validate.fail("base_optimizer", "an optimizer whose step needs no closure "
-                                "(SAM computes both gradients itself), such as "
-                                "torch.optim.SGD", base_optimizer)
-        switch_step = validate.integer("switch_step", switch_step, low=0, none=True)
-        switch_epoch = validate.integer("switch_epoch", switch_epoch, low=0, none=True)
-        if switch_step is not None and switch_epoch is not None:
-            raise ValueError("give switch_step or switch_epoch, not both")
-        end_step, end_epoch = _check_end(switch_step, switch_epoch, end_step, end_epoch)
+        _check_base_optimizer(base_optimizer)
+        switches = check_switches(switch_step, switch_epoch, end_step, end_epoch)
 
         super().__init__(params, dict(rho=rho, **base_kwargs))
         for group in self.param_groups:
@@ -124,10 +111,7 @@ class SAM(torch.optim.Optimizer):
                             if (m.ascent, m.renormalize) == (ascent, renormalize)), None)
         self.adaptive_eta = adaptive_eta
         self.adaptive_variant = adaptive_variant
-        self.switch_step = switch_step
-        self.switch_epoch = switch_epoch
-        self.end_step = end_step
-        self.end_epoch = end_epoch
+        self.switch_step, self.switch_epoch, self.end_step, self.end_epoch = switches
         self.reset_on_switch = validate.flag("reset_on_switch", reset_on_switch)
         self.model = model
         self.steps_taken = 0          # optimizer steps so far (plain and SAM)
@@ -141,90 +125,22 @@ class SAM(torch.optim.Optimizer):
         self._pending = False  # first_step has climbed; second_step must come back
         self.last_stats: dict[str, torch.Tensor] = {}
 
-    # -- late-phase switching -----------------------------------------------------------------
-    def set_epoch(self, epoch: int) -> None:
-        """Tell the optimizer which epoch starts (needed with ``switch_epoch``, ``end_epoch``)."""
-        self.epoch = validate.integer("epoch", epoch, low=0)
-
-    @property
-    def sam_active(self) -> bool:
-        """True when the next step is a SAM step; False in a plain phase, before the switch
-        or from the switch back on."""
-        if self.ascent == "none" or self._ended or self._end_reached():
-            return False
-        if self._switched or self.switch_step is not None and self.steps_taken >= self.switch_step:
-            return True
-        if self.switch_epoch is None:
-            return False
-        return self._known_epoch("switch_epoch") >= self.switch_epoch
-
-    def _end_reached(self) -> bool:
-        if self.end_step is not None:
-            return self.steps_taken >= self.end_step
-        if self.end_epoch is not None:
-            return self._known_epoch("end_epoch") >= self.end_epoch
-        return False
-
-    def _known_epoch(self, name: str) -> int:
-        if self.epoch is None:
-            raise RuntimeError(
-                f"{name} is set but the epoch is unknown: call "
-                "optimizer.set_epoch(epoch) at the start of every epoch"
-            )
-        return self.epoch
-
-    def _enter_sam_phase(self) -> None:
-        if not self._switched:
-            self._switched = True
-            if self.reset_on_switch:
-                self.base_optimizer.state.clear()
-
-    def _leave_sam_phase(self) -> None:
-        """The switch back: from here on the base optimizer alone (the authors' SAM-then-SGD)."""
-        if self._switched and not self._ended and self._end_reached():
-            self._ended = True
-            if self.reset_on_switch:
-                self.base_optimizer.state.clear()
-
-    # -- the algorithm --------------------------------------------------------------------------
+    # -- the algorithm (docs/methods.md#the-table) ------------------------------------------
     @torch.no_grad()
     def first_step(self, zero_grad: bool = True,
                    scaler: torch.amp.GradScaler | None = None) -> None:
-        """Climb: save ``w``, then ``w ← w + ε(g)`` with the gradients now in ``.grad``."""
-        if self.ascent == "none":
-            raise RuntimeError("this optimizer has no ascent (method 'sgd'): use step(), "
-                               "which takes the base optimizer's step")
-        if self._pending:
-            raise RuntimeError(
-                "first_step called again before second_step: the weights are at w + ε; call "
-                "second_step() (after a backward pass there) to return to w first"
-            )
-        self._enter_sam_phase()
-        params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
-        if not params:
-            raise RuntimeError("first_step found no gradients: call loss.backward() before it")
-        grads = [p.grad for p in params]
-        self._skip = scaler is not None and self._overflow_anywhere(grads)
-        if scaler is not None:
-            scaler.unscale_(self)  # records the overflow, so scaler.update() backs off
-        grad_norm = global_norm(grads)
-        self._params = params
-        self.last_stats = {"grad_norm": grad_norm}
-        if self._skip:  # fp16 overflow: no step this time
-            if zero_grad:
-                self.zero_grad()
-            return
-
-        key = [id(p) for p in params]
-        if self._w is None or self._w_key != key:
-            self._w, self._w_key = [torch.empty_like(p) for p in params], key
-        _copy_all(self._w, params)
-        eps = perturbation(params, grads, self._rhos(params), self.ascent, grad_norm=grad_norm,
-                           adaptive_eta=self.adaptive_eta,
-                           adaptive_variant=self.adaptive_variant)
-        torch._foreach_add_(params, eps)
-        self.last_stats["eps_norm"] = self._eps_norm(eps, grad_norm)
-        self._pending = True
+        """Climb: save ``w``, then ``w ← w + ε(g)`` with the gradients ``g`` now in ``.grad``."""
+        w, g = self._gradients_at_w(scaler)
+        g_norm = global_norm(g)                       # ‖g‖: one norm over all tensors
+        self._params, self.last_stats = w, {"grad_norm": g_norm}
+        if not self._skip:
+            self._save_w(w)
+            eps = perturbation(w, g, self._rhos(w), self.ascent, grad_norm=g_norm,
+                               adaptive_eta=self.adaptive_eta,
+                               adaptive_variant=self.adaptive_variant)
+            torch._foreach_add_(w, eps)               # w_asc = w + ε
+            self.last_stats["eps_norm"] = self._eps_norm(eps, g_norm)
+            self._pending = True
         if zero_grad:
             self.zero_grad()
 
@@ -232,37 +148,40 @@ class SAM(torch.optim.Optimizer):
     def second_step(self, zero_grad: bool = False,
                     scaler: torch.amp.GradScaler | None = None) -> None:
         """Return to ``w`` exactly and let the base optimizer step with ``[γ·]∇L(w_asc)``."""
-        if self._skip:
-            self._skip = False
-            self._count_step()  # a (skipped) step happened, for LR schedulers' bookkeeping
-            if zero_grad:
-                self.zero_grad()
-            return
-        if not self._pending:
-            raise RuntimeError(
-                "second_step called without a first_step before it: each SAM step is "
-                "first_step(), a backward pass at w_asc, then second_step()"
-            )
-        if scaler is not None:
-            scaler.unscale_(self.base_optimizer)
-        params = self._params
-        grads = [p.grad for p in params if p.grad is not None]
-        ascent_norm = global_norm(grads)
-        grad_norm = self.last_stats["grad_norm"]
-        gamma = descent_scale(self._rank_mean_norm(grad_norm) if self.renormalize
-                              else grad_norm, ascent_norm)
-        if self.renormalize:
-            torch._foreach_mul_(grads, gamma)
-        self.restore()
-        if scaler is not None:
-            scaler.step(self.base_optimizer)
-        else:
-            self.base_optimizer.step()
+        if not self._skip:
+            g_asc = self._gradients_at_w_asc(scaler)  # ∇L(w_asc), the descent gradient
+            g_norm, asc_norm = self.last_stats["grad_norm"], global_norm(g_asc)
+            gamma = descent_scale(self._mean_over_ranks(g_norm), asc_norm)
+            if self.renormalize:
+                torch._foreach_mul_(g_asc, gamma)     # γ·∇L(w_asc): its norm is ‖g‖
+            self.restore()                            # back at w, bit for bit
+            self._base_step(scaler)                   # the base optimizer steps from w
+            self.last_stats.update(ascent_grad_norm=asc_norm, gamma=gamma,
+                                   rho=torch.tensor(float(self.param_groups[0]["rho"])))
+        self._skip = False
         self._count_step()
-        self.last_stats.update(ascent_grad_norm=ascent_norm, gamma=gamma,
-                               rho=torch.tensor(float(self.param_groups[0]["rho"])))
         if zero_grad:
             self.zero_grad()
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None,
+             scaler: torch.amp.GradScaler | None = None) -> torch.Tensor:
+        """One step: ``closure()`` at ``w``, climb, ``closure()`` at ``w_asc``, return, descend;
+        the first loss back (docs/methods.md#using-the-optimizer). Before a late switch, one
+        ``closure()`` and a base step. If the second pass raises, the weights are at ``w``."""
+        closure = _checked_closure(closure)
+        if not self.sam_active:
+            loss = closure()
+            self.plain_step(scaler)
+            return loss
+        with self._rank_local():
+            loss = closure()                          # L(w) and g on this mini-batch
+        self.first_step(zero_grad=False, scaler=scaler)
+        if not self._skip:
+            with self._restored_on_error(), frozen_bn_stats(self.model):
+                closure()                             # ∇L(w_asc), same mini-batch
+        self.second_step(scaler=scaler)
+        return loss
 
     @torch.no_grad()
     def restore(self) -> None:
@@ -271,7 +190,7 @@ class SAM(torch.optim.Optimizer):
         :meth:`second_step` calls it; call it yourself to abandon a step half-way.
         """
         if self._pending:
-            _copy_all(self._params, self._w)
+            copy_all(self._params, self._w)
             self._pending = False
 
     @torch.no_grad()
@@ -289,51 +208,77 @@ class SAM(torch.optim.Optimizer):
         self.last_stats = {"grad_norm": global_norm(grads) if grads else nan,
                            "ascent_grad_norm": nan, "gamma": nan, "eps_norm": nan,
                            "rho": torch.tensor(0.0)}
+        self._base_step(scaler)
+        self._count_step()
+
+    # -- hooks: what the algorithm needs around it, each for one reason ------------------------
+    def _gradients_at_w(self, scaler) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """``(w, g)``: the parameters that have a gradient and their gradients, after the
+        checks of a first step, the late-phase switch, and fp16 unscaling; an fp16 overflow
+        sets ``_skip`` (the whole step then does nothing)."""
+        if self.ascent == "none":
+            raise RuntimeError("this optimizer has no ascent (method 'sgd'): use step(), "
+                               "which takes the base optimizer's step")
+        if self._pending:
+            raise RuntimeError(
+                "first_step called again before second_step: the weights are at w + ε; call "
+                "second_step() (after a backward pass there) to return to w first"
+            )
+        self._enter_sam_phase()
+        params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+        if not params:
+            raise RuntimeError("first_step found no gradients: call loss.backward() before it")
+        grads = [p.grad for p in params]
+        self._skip = scaler is not None and overflow_anywhere(self.model, grads)
+        if scaler is not None:
+            scaler.unscale_(self)  # records the overflow, so scaler.update() backs off
+        return params, grads
+
+    def _gradients_at_w_asc(self, scaler) -> list[torch.Tensor]:
+        """The gradients of the second pass (unscaled with fp16), after checking that
+        :meth:`first_step` climbed."""
+        if not self._pending:
+            raise RuntimeError(
+                "second_step called without a first_step before it: each SAM step is "
+                "first_step(), a backward pass at w_asc, then second_step()"
+            )
+        if scaler is not None:
+            scaler.unscale_(self.base_optimizer)
+        return [p.grad for p in self._params if p.grad is not None]
+
+    def _save_w(self, params: list[torch.Tensor]) -> None:
+        """Copy ``w`` into buffers kept from step to step (made again if the set changes)."""
+        key = [id(p) for p in params]
+        if self._w is None or self._w_key != key:
+            self._w, self._w_key = [torch.empty_like(p) for p in params], key
+        copy_all(self._w, params)
+
+    def _mean_over_ranks(self, grad_norm: torch.Tensor) -> torch.Tensor:
+        """``‖g‖`` for ``γ``: with renormalization under DDP, the ranks' root mean square,
+        so that every rank takes the same step."""
+        return rank_mean_norm(self.model, grad_norm) if self.renormalize else grad_norm
+
+    def _base_step(self, scaler) -> None:
+        """The base optimizer's step (through the GradScaler with fp16)."""
         if scaler is not None:
             scaler.step(self.base_optimizer)
         else:
             self.base_optimizer.step()
-        self._count_step()
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None,
-             scaler: torch.amp.GradScaler | None = None) -> torch.Tensor:
-        """One step: ``closure()`` at ``w``, climb, ``closure()`` at ``w_asc``, return, descend.
+    def _rank_local(self):
+        """Under DDP, the first pass without all-reduce: each rank climbs with its own ``g``."""
+        ddp = isinstance(self.model, nn.parallel.DistributedDataParallel)
+        return self.model.no_sync() if ddp else nullcontext()
 
-        The closure zeroes the gradients, runs forward and backward, and returns the loss
-        (``scaler.scale(loss).backward()`` with a GradScaler). Returns the first loss.
-        In the plain phase of late-phase switching: one ``closure()``, one base step.
-        If the closure raises at ``w_asc`` (a KeyboardInterrupt, an out-of-memory
-        error), the weights are back at ``w`` before the exception leaves.
-        """
-        if closure is None:
-            raise ValueError(
-                "closure is required: SAM evaluates the loss twice per step, so step() needs "
-                "a closure that zeroes the gradients, runs forward and backward and returns "
-                "the loss (or use first_step()/second_step())"
-            )
-        closure = torch.enable_grad()(closure)
-        if not self.sam_active:
-            loss = closure()
-            self.plain_step(scaler)
-            return loss
+    @contextmanager
+    def _restored_on_error(self):
+        """Whatever the second pass raises, the weights are back at ``w`` when it leaves."""
+        try:
+            yield
+        except BaseException:
+            self.restore()
+            raise
 
-        model = self.model
-        ddp = isinstance(model, nn.parallel.DistributedDataParallel)
-        with model.no_sync() if ddp else nullcontext():
-            loss = closure()
-        self.first_step(zero_grad=False, scaler=scaler)
-        if not self._skip:
-            try:
-                with frozen_bn_stats(model):
-                    closure()
-            except BaseException:
-                self.restore()
-                raise
-        self.second_step(scaler=scaler)
-        return loss
-
-    # -- helpers ---------------------------------------------------------------------------------
     def _count_step(self) -> None:
         self.steps_taken += 1
         self._opt_called = True  # tells LR schedulers that the optimizer stepped
@@ -362,129 +307,6 @@ class SAM(torch.optim.Optimizer):
         rho_of = {id(p): float(g["rho"]) for g in self.param_groups for p in g["params"]}
         return [rho_of[id(p)] for p in params]
 
-    def _ddp_group(self):
-        """``(True, process group)`` when training under DDP, ``(False, None)`` otherwise."""
-        dist = torch.distributed
-        if (isinstance(self.model, nn.parallel.DistributedDataParallel)
-                and dist.is_available() and dist.is_initialized()):
-            return True, getattr(self.model, "process_group", None)
-        return False, None
-
-    def _rank_mean_norm(self, grad_norm: torch.Tensor) -> torch.Tensor:
-        """Under DDP, ``sqrt(mean over ranks of ‖g_r‖²)`` so every rank takes the same step."""
-        ddp, group = self._ddp_group()
-        if not ddp:
-            return grad_norm
-        dist = torch.distributed
-        sq = grad_norm.square().to(next(self.model.parameters()).device)
-        dist.all_reduce(sq, op=dist.ReduceOp.SUM, group=group)
-        return (sq / dist.get_world_size(group)).sqrt().to(grad_norm.device)
-
-    def _overflow_anywhere(self, scaled_grads: list[torch.Tensor]) -> bool:
-        """Whether the (still scaled) first-pass gradients overflowed, on any rank.
-
-        Under DDP the first pass is rank-local (``no_sync``), so ranks must agree before
-        skipping; a rank that saw no overflow itself marks one gradient non-finite so that
-        its GradScaler backs off like the others'. One host sync, as ``GradScaler.step``.
-        """
-        bad = (~torch.isfinite(global_norm(scaled_grads))).float()
-        ddp, group = self._ddp_group()
-        if ddp:
-            local = bool(bad)
-            bad = bad.to(next(self.model.parameters()).device)
-            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX, group=group)
-            if bool(bad) and not local:
-                scaled_grads[0].view(-1)[0] = float("inf")
-        return bool(bad)
-
-    # -- checkpoints -----------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """The base optimizer's state (momentum, moments) plus samlab's own, nothing transient."""
-        return {
-            "base": self.base_optimizer.state_dict(),
-            "samlab": {
-                "version": 1,
-                "steps_taken": self.steps_taken,
-                "epoch": self.epoch,
-                "switched": self._switched,
-                "ended": self._ended,
-                "ascent": self.ascent,
-                "renormalize": self.renormalize,
-            },
-        }
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if not (isinstance(state_dict, dict) and {"base", "samlab"} <= state_dict.keys()):
-            got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
-            raise ValueError(
-                "state_dict must come from samlab.optim.SAM.state_dict() (keys 'base' and "
-                f"'samlab'), got {got!r}"
-            )
-        own = state_dict["samlab"]
-        needed = ("steps_taken", "epoch", "switched")
-        if not isinstance(own, dict) or not set(needed) <= own.keys():
-            lacks = [k for k in needed if not isinstance(own, dict) or k not in own]
-            raise ValueError(f"state_dict['samlab'] must hold {', '.join(needed)} (as "
-                             f"SAM.state_dict() writes it), got one without {', '.join(lacks)}")
-        validate.integer("steps_taken", own["steps_taken"], low=0)
-        validate.integer("epoch", own["epoch"], low=0, none=True)
-        for name in ("switched", "ended"):
-            if not isinstance(own.get(name, False), bool):
-                raise validate.fail(name, "True or False", own[name])
-        self._check_base_state(state_dict["base"])
-        for name in ("ascent", "renormalize"):
-            if own.get(name, getattr(self, name)) != getattr(self, name):
-                raise ValueError(
-                    f"this checkpoint was saved with {name}={own[name]!r}, but this optimizer "
-                    f"has {name}={getattr(self, name)!r}: build the optimizer it was saved from"
-                )
-        # Checked as the constructor checks them: a loaded ρ = −5 would otherwise be used.
-        for group in state_dict["base"].get("param_groups", []):
-            if "rho" in group:
-                validate.number("rho", group["rho"], low=0.0)
-            for name in ("lr", "momentum", "weight_decay"):
-                if isinstance(group.get(name), (int, float)):
-                    validate.number(name, group[name], low=0.0)
-        self.base_optimizer.load_state_dict(state_dict["base"])
-        # The base replaced its group list: share it again.
-        self.param_groups = self.base_optimizer.param_groups
-        self.steps_taken = int(own["steps_taken"])
-        self.epoch = own["epoch"]
-        self._switched = bool(own["switched"])
-        self._ended = bool(own.get("ended", False))  # absent from checkpoints before end_*
-
-    def _check_base_state(self, base: Any) -> None:
-        """The base optimizer's state fits this base optimizer and these parameters, checked
-        before anything is loaded (torch's own load would fail at the next step instead)."""
-        kind = type(self.base_optimizer).__name__
-        if not (isinstance(base, dict) and isinstance(base.get("param_groups"), list)
-                and isinstance(base.get("state"), dict)):
-            raise ValueError(f"state_dict['base'] must be a {kind}.state_dict() (param_groups "
-                             "and state), got " + (f"keys {sorted(base)}" if isinstance(base, dict)
-                                                  else type(base).__name__))
-        # Another optimizer's hyperparameters (Adam's betas in an SGD's groups) tell it;
-        # a key merely missing may be a newer torch's default, which torch fills in.
-        known = {*self.base_optimizer.defaults, "initial_lr",  # a scheduler's
-                 *(k for g in self.base_optimizer.param_groups for k in g)}
-        for group in base["param_groups"]:
-            foreign = sorted(k for k in group if k not in known)
-            if foreign:
-                raise ValueError(f"this checkpoint's base optimizer has {', '.join(foreign)}, "
-                                 f"which {kind} has not: it was saved around another base "
-                                 f"optimizer; build SAM around that one")
-        params = [p for g in self.base_optimizer.param_groups for p in g["params"]]
-        for index, entry in base["state"].items():
-            if not isinstance(index, int) or not 0 <= index < len(params):
-                raise ValueError(f"state_dict['base'] has state for parameter {index!r}, but "
-                                 f"this optimizer has {len(params)} parameters")
-            for key, value in entry.items():
-                if (isinstance(value, torch.Tensor) and value.dim() > 0
-                        and value.shape != params[index].shape):
-                    raise ValueError(
-                        f"state_dict['base'] holds {key} of shape {tuple(value.shape)} for "
-                        f"parameter {index}, of shape {tuple(params[index].shape)}: it was "
-                        "saved for another model")
-
     def __repr__(self) -> str:
         extra = (f"ascent={self.ascent!r}, renormalize={self.renormalize}, "
                  f"rho={self.defaults['rho']}")
@@ -498,25 +320,28 @@ class SAM(torch.optim.Optimizer):
         return f"{type(self).__name__}({extra}, base={self.base_optimizer!r})"
 
 
-def _check_end(switch_step: int | None, switch_epoch: int | None, end_step, end_epoch
-               ) -> tuple[int | None, int | None]:
-    """``(end_step, end_epoch)`` checked: at most one, in the switch's unit, after it."""
-    end_step = validate.integer("end_step", end_step, low=1, none=True)
-    end_epoch = validate.integer("end_epoch", end_epoch, low=1, none=True)
-    if end_step is not None and end_epoch is not None:
-        raise ValueError("give end_step or end_epoch, not both")
-    if end_step is not None and switch_epoch is not None:
-        raise ValueError("end_step counts steps but switch_epoch counts epochs: give "
-                         "end_epoch with switch_epoch (or end_step with switch_step)")
-    if end_epoch is not None and switch_step is not None:
-        raise ValueError("end_epoch counts epochs but switch_step counts steps: give "
-                         "end_step with switch_step (or end_epoch with switch_epoch)")
-    if end_step is not None and switch_step is not None and end_step <= switch_step:
-        raise validate.fail("end_step", f"an integer > switch_step ({switch_step})", end_step)
-    if end_epoch is not None and switch_epoch is not None and end_epoch <= switch_epoch:
-        raise validate.fail("end_epoch", f"an integer > switch_epoch ({switch_epoch})",
-                            end_epoch)
-    return end_step, end_epoch
+def _check_base_optimizer(base_optimizer) -> None:
+    """A torch optimizer class whose step needs no closure (SAM computes both gradients)."""
+    if not (isinstance(base_optimizer, type)
+            and issubclass(base_optimizer, torch.optim.Optimizer)):
+        raise validate.fail("base_optimizer",
+                            "a torch.optim.Optimizer class such as torch.optim.SGD",
+                            base_optimizer)
+    closure = inspect.signature(base_optimizer.step).parameters.get("closure")
+    if closure is not None and closure.default is inspect.Parameter.empty:
+        raise validate.fail("base_optimizer", "an optimizer whose step needs no closure "
+                            "(SAM computes both gradients itself), such as "
+                            "torch.optim.SGD", base_optimizer)
+
+
+def _checked_closure(closure):
+    if closure is None:
+        raise ValueError(
+            "closure is required: SAM evaluates the loss twice per step, so step() needs "
+            "a closure that zeroes the gradients, runs forward and backward and returns "
+            "the loss (or use first_step()/second_step())"
+        )
+    return torch.enable_grad()(closure)
 
 
 class USAM(SAM):

@@ -12,14 +12,17 @@ from collections.abc import Sequence
 import torch
 
 from .. import validate
+from ..ascents import get_ascent
 from ..methods import EPS, Ascent
 
 
 def perturbation(w: list[torch.Tensor], g: list[torch.Tensor], rho: float | Sequence[float],
                  ascent: Ascent, *, grad_norm: torch.Tensor | None = None,
-                 adaptive_eta: float = 0.01,
-                 adaptive_variant: str = "original") -> list[torch.Tensor]:
+                 **options) -> list[torch.Tensor]:
     """SAM's ascent ``ε(g, w)``, one tensor per parameter (docs/methods.md#the-table).
+
+    ``ascent`` names a rule of :mod:`samlab.ascents`, which gives the direction ``u`` and
+    its norm ``n``; then ``ε = ρ·u / (n + 1e-12)`` for a normalized rule, ``ρ·u`` otherwise:
 
     - ``"normalized"`` (Foret et al.): ``ε = ρ·g / (‖g‖ + 1e-12)``
     - ``"unnormalized"`` (USAM, SSAM): ``ε = ρ·g``
@@ -28,19 +31,19 @@ def perturbation(w: list[torch.Tensor], g: list[torch.Tensor], rho: float | Sequ
       (``adaptive_variant="original"``), or ``T = |w|`` on every tensor (``"abs"``)
 
     ``‖·‖`` is one norm over all tensors together. ``rho`` is one number, or one per
-    tensor (parameter groups with their own ``ρ``); ``grad_norm`` is ``‖g‖`` if known.
+    tensor (parameter groups with their own ``ρ``); ``grad_norm`` is ``‖g‖`` if known;
+    ``options`` (``adaptive_eta``, ``adaptive_variant``) go to the rule.
     """
-    if ascent == "adaptive":
-        u, n = _adaptive_direction(w, g, adaptive_eta, adaptive_variant)
-    elif ascent in ("normalized", "unnormalized"):
-        u, n = g, grad_norm if grad_norm is not None else global_norm(g)
-    else:
-        raise validate.fail("ascent", "'normalized', 'unnormalized' or 'adaptive'", ascent)
+    rule = get_ascent(ascent)
+    if rule.name == "none":
+        raise validate.fail("ascent", "a rule that climbs, such as 'normalized', "
+                            "'unnormalized' or 'adaptive'", ascent)
+    u, n = rule.torch_direction(w, g, grad_norm, **options)
     rhos = list(rho) if isinstance(rho, Sequence) else [rho] * len(u)
     eps: list[torch.Tensor] = [u[0]] * len(u)
     for r in dict.fromkeys(rhos):  # one kernel per distinct ρ
         idx = [i for i, ri in enumerate(rhos) if ri == r]
-        scale = r if ascent == "unnormalized" else r / (n + EPS)
+        scale = r / (n + EPS) if rule.normalized else r
         for i, e in zip(idx, torch._foreach_mul([u[i] for i in idx], scale)):
             eps[i] = e
     return eps
@@ -52,23 +55,6 @@ def descent_scale(grad_norm: torch.Tensor, ascent_grad_norm: torch.Tensor) -> to
     With renormalization the descent gradient is ``γ·∇L(w_asc)``: its norm is ``‖g‖``.
     """
     return grad_norm / (ascent_grad_norm + EPS)
-
-
-def _adaptive_direction(w, g, eta: float, variant: str):
-    """``(T²g, ‖Tg‖)`` of ASAM's ascent (see :func:`perturbation`)."""
-    if variant == "abs":
-        t = torch._foreach_abs(w)
-        tg = torch._foreach_mul(t, g)
-        return torch._foreach_mul(t, tg), global_norm(tg)
-    w_idx = [i for i, p in enumerate(w) if p.ndim > 1]  # weight tensors; T = 1 elsewhere
-    if not w_idx:
-        return g, global_norm(g)
-    t = torch._foreach_add(torch._foreach_abs([w[i] for i in w_idx]), eta)
-    tg_w = torch._foreach_mul(t, [g[i] for i in w_idx])
-    tg, direction = list(g), list(g)
-    for i, a, b in zip(w_idx, tg_w, torch._foreach_mul(t, tg_w)):
-        tg[i], direction[i] = a, b
-    return direction, global_norm(tg)
 
 
 def global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:

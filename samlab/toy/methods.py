@@ -15,22 +15,23 @@ from functools import cached_property
 
 import numpy as np
 
+from ..ascents import AscentRule, get_ascent
 from ..methods import EPS, get_method
 from .landscapes import Landscape
 
 
 @dataclass(frozen=True)
 class Rules:
-    """Every run's row of the method table, as boolean arrays that broadcast over the batch.
+    """Every run's row of the method table, as arrays that broadcast over the batch.
 
-    The ``any_*``/``all_*`` facts about the whole batch let a step skip the work no run
-    of it needs (a batch of SAM runs never computes ASAM's ``T``).
+    ``kinds`` pairs each ascent rule of the batch (:mod:`samlab.ascents`) with the runs
+    that follow it; the ``any_*``/``all_*`` facts about the whole batch let a step skip
+    the work no run of it needs (a batch of SAM runs never computes ASAM's ``T``).
     """
 
     ascent: np.ndarray       # has an ascent (every method but SGD/GD)
-    normalized: np.ndarray   # ε has length ρ: SAM, ASAM (and renormalized SAM)
-    adaptive: np.ndarray     # ASAM's T = |w| + η_a
     renormalize: np.ndarray  # descend with γ·∇f(w_asc)
+    kinds: tuple[tuple[AscentRule, np.ndarray], ...]  # (rule, its runs), one per rule
 
     @classmethod
     def of(cls, methods: np.ndarray) -> Rules:
@@ -41,8 +42,9 @@ class Rules:
         def column(has) -> np.ndarray:
             return np.array([has(m) for m in rows])[inverse].reshape(np.shape(methods))
 
-        return cls(column(lambda m: m.has_ascent), column(lambda m: m.normalized),
-                   column(lambda m: m.ascent == "adaptive"), column(lambda m: m.renormalize))
+        kinds = tuple((get_ascent(a), column(lambda m, a=a: m.ascent == a))
+                      for a in dict.fromkeys(m.ascent for m in rows))
+        return cls(column(lambda m: m.has_ascent), column(lambda m: m.renormalize), kinds)
 
     def switched_on(self, on) -> Rules:
         """These rules where ``on`` is True, plain descent elsewhere (late-phase switching).
@@ -50,8 +52,7 @@ class Rules:
         A run whose method is off takes ``ε = 0`` and no renormalization: exactly a GD step.
         """
         on = np.asarray(on, dtype=bool)
-        return Rules(self.ascent & on, self.normalized, self.adaptive & on,
-                     self.renormalize & on)
+        return Rules(self.ascent & on, self.renormalize & on, self.kinds)
 
     @cached_property
     def any_ascent(self) -> bool:
@@ -62,46 +63,31 @@ class Rules:
         return bool(self.ascent.all())
 
     @cached_property
-    def any_adaptive(self) -> bool:
-        return bool(self.adaptive.any())
-
-    @cached_property
     def any_renormalize(self) -> bool:
         return bool(self.renormalize.any())
 
     @cached_property
-    def all_normalized(self) -> bool:
-        return bool(self.normalized.all())
-
-    @cached_property
     def any_normalized(self) -> bool:
-        return bool(self.normalized.any())
+        return any(rule.normalized for rule, _ in self.kinds)
 
 
 def perturbation(x, y, gx, gy, grad_norm, rho, rules: Rules, adaptive_eta: float):
     """The ascent ``ε = (εx, εy)`` of every run at ``w = (x, y)``, gradient ``g = (gx, gy)``.
 
-    - normalized (SAM):    ``ε = ρ·g / (‖g‖ + 1e-12)``
-    - unnormalized (USAM): ``ε = ρ·g``
-    - adaptive (ASAM):     ``ε = ρ·T²g / (‖Tg‖ + 1e-12)``, ``T = |w| + η_a``
-
-    A run without an ascent gets ``ε = 0`` (its ``ρ`` is taken as 0).
+    Each run's rule (:mod:`samlab.ascents`) gives a direction ``u`` and its norm ``n``:
+    ``ε = ρ·u / (n + 1e-12)`` for a normalized rule (SAM: ``u = g``; ASAM: ``u = T²g``,
+    ``n = ‖Tg‖``, ``T = |w| + η_a``), ``ε = ρ·u`` otherwise (USAM: ``u = g``). A run
+    without an ascent gets ``ε = 0`` (its ``ρ`` is taken as 0).
     """
     if not rules.all_ascent:
         rho = np.where(rules.ascent, rho, 0.0)
-    ux, uy, n = gx, gy, grad_norm
-    if rules.any_adaptive:  # T = 1 for the other runs: their T²g and ‖Tg‖ are g and ‖g‖
-        tx = np.where(rules.adaptive, np.abs(x) + adaptive_eta, 1.0)
-        ty = np.where(rules.adaptive, np.abs(y) + adaptive_eta, 1.0)
-        tgx, tgy = tx * gx, ty * gy
-        ux, uy, n = tx * tx * gx, ty * ty * gy, np.sqrt(tgx * tgx + tgy * tgy)
-    if rules.all_normalized:
-        scale = rho / (n + EPS)
-    elif rules.any_normalized:
-        scale = np.where(rules.normalized, rho / (n + EPS), rho)
-    else:
-        scale = rho
-    return scale * ux, scale * uy
+    eps = None
+    for rule, runs in rules.kinds:
+        ux, uy, n = rule.numpy_direction(x, y, gx, gy, grad_norm, adaptive_eta)
+        scale = rho / (n + EPS) if rule.normalized else rho
+        ex, ey = scale * ux, scale * uy
+        eps = (ex, ey) if eps is None else (np.where(runs, ex, eps[0]), np.where(runs, ey, eps[1]))
+    return eps
 
 
 def gamma(grad_norm, ascent_grad_norm):

@@ -21,6 +21,7 @@ import traitlets
 
 from .. import methods as table
 from .. import plot, validate
+from ..ascents import get_ascent
 from ..toy import (
     BoundedSaddle,
     ConvexQuadratic,
@@ -287,14 +288,15 @@ class Playground:
         on_landscape = (self.metric is None
                         or (spec is not None and spec["kind"] in ("hyperbola", "sharp_flat_valley")
                             and self.metric[1] == getattr(land, "sharpness", None)))
-        engine = "browser" if spec is not None and on_landscape else "kernel"
+        rows = [table.get_method(m) for m in self.available]
+        in_page = all(get_ascent(row.ascent).in_page for row in rows)  # engine.js has each
+        engine = "browser" if spec is not None and on_landscape and in_page else "kernel"
         (x0, x1), (y0, y1) = land.extent
         spec = {
             **(spec or {"kind": None, "params": {}}),
             "name": land.name, "bound": float(land.bound),
             "extent": [[float(x0), float(x1)], [float(y0), float(y1)]],
         }
-        rows = [table.get_method(m) for m in self.available]
         z = np.random.default_rng(self.seed).standard_normal(
             (self.steps_slider.max, 2, len(self.available)))
         controls = {"lr": self.lr_slider, "rho": self.rho_slider, "steps": self.steps_slider,

@@ -1,8 +1,5 @@
-"""Static matplotlib figures, for handouts and slides.
-
-Each interactive figure in :mod:`samlab.widgets` has its static twin here,
-drawn from the same data, with the same colours.
-"""
+"""Static figures of training runs: the run panels, λ_max against the stability edges,
+sweep summaries."""
 
 from __future__ import annotations
 
@@ -11,167 +8,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import validate
-from .methods import color as method_color
-from .methods import get_method
-from .methods import label as method_label
-from .toy import OUTCOMES, Landscape, PhaseDiagram, Trajectory
-
-#: One colour per outcome (same order as :data:`samlab.toy.OUTCOMES`).
-OUTCOME_COLORS: dict[str, str] = {
-    "converged": "#4daf4a",
-    "trapped": "#e41a1c",
-    "oscillating": "#ff7f00",
-    "unsettled": "#bdbdbd",
-    "diverged": "#252525",
-    "escaped": "#377eb8",
-}
-
-_MARKERS = {"minimum": "*", "saddle": "X", "maximum": "^"}
-
-
-def outside_legend(ax, **kwargs):
-    """The legend to the right of the axes, never on the data."""
-    kwargs = {"fontsize": 8, "loc": "upper left", "bbox_to_anchor": (1.02, 1.0),
-              "borderaxespad": 0.0, **kwargs}
-    return ax.legend(**kwargs)
-
-
-def save_figure(fig, path, *, min_width_px: int = 1600) -> str:
-    """Save ``fig`` for slides and handouts (at least ``min_width_px`` wide), then close it.
-
-    The resolution is chosen for the figure's tight bounding box, legends outside the axes
-    included, so a figure of any size comes out at least that wide. Returns the path.
-    """
-    import math
-
-    import matplotlib.pyplot as plt
-
-    width_in = fig.get_tightbbox().width + 0.2  # savefig's pad_inches, 0.1 each side
-    dpi = max(150, math.ceil(1.05 * min_width_px / width_in))  # 5%: the tight box moves a bit
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return str(path)
-
-
-def landscape_grid(landscape: Landscape, n: int = 121):
-    """``(xs, ys, Z)``: the loss on an ``n x n`` grid over the landscape's extent."""
-    (x0, x1), (y0, y1) = landscape.extent
-    xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
-    X, Y = np.meshgrid(xs, ys)
-    return xs, ys, landscape.loss_xy(X, Y)
-
-
-def trajectories(traj: Trajectory, ax=None, *, levels: int = 30, title: str | None = None):
-    """Contour of the landscape with every run of ``traj`` drawn on it."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(5, 4.5))[1]
-    land = traj.landscape
-    xs, ys, Z = landscape_grid(land)
-    ax.contour(xs, ys, Z, levels=levels, cmap="Greys", linewidths=0.6)
-    for k, curve in enumerate(land.minimum_curves()):
-        ax.plot(curve[:, 0], curve[:, 1], color="k", lw=2.5, alpha=0.25,
-                label="minima" if k == 0 else None)
-    for c in land.critical_points:
-        ax.plot(*c.point, _MARKERS[c.kind], color="k", ms=9, ls="none")
-    runs = traj.positions.reshape(traj.positions.shape[0], -1, 2)
-    methods = traj.method.reshape(-1)
-    outcomes = traj.outcome.reshape(-1)
-    switches = (np.zeros(runs.shape[1], int) if traj.switch_step is None
-                else traj.switch_step.reshape(-1))
-    for i in range(runs.shape[1]):
-        m = str(methods[i])
-        # A late-phase run: its GD phase dotted in GD's colour, the method's phase after it.
-        cut = min(int(switches[i]), traj.steps) if get_method(m).has_ascent else 0
-        if cut:
-            ax.plot(runs[:cut + 1, i, 0], runs[:cut + 1, i, 1], color=method_color("gd"),
-                    ls=":", lw=1.5, zorder=2 + i)
-        tail = f", switched at step {cut}" if cut else ""
-        ax.plot(runs[cut:, i, 0], runs[cut:, i, 1], color=method_color(m),
-                label=f"{method_label(m)}: {outcomes[i]}{tail}", **_run_style(i))
-        ax.plot(*runs[0, i], "o", color=method_color(m), mfc="white", zorder=10)
-        last = runs[:, i][np.isfinite(runs[:, i]).all(axis=-1)]
-        if len(last):  # where it ended: a filled marker of its colour
-            ax.plot(*last[-1], "D", color=method_color(m), mec="k", ms=6, zorder=11)
-    (x0, x1), (y0, y1) = land.extent
-    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x", ylabel="y",
-           title=title or f"{land.name}: lr={_fmt(traj.lr)}, ρ={_fmt(traj.rho)}")
-    outside_legend(ax)
-    return ax
-
-
-def _run_style(i: int) -> dict:
-    """Run ``i`` of a batch: later runs thinner, on top, in their own line style, so that
-    runs sharing a stretch of path (or of curve) stay told apart."""
-    return {"ls": ("-", "--", ":", "-.")[i % 4], "lw": max(2.6 - 0.6 * i, 1.0), "zorder": 2 + i}
-
-
-def loss_curves(traj: Trajectory, ax=None, *, values: np.ndarray | None = None,
-                label: str = "loss"):
-    """Loss (or ``values``, ``[steps + 1, ...]``, named ``label``) against step, per run."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(5, 3))[1]
-    ys = traj.losses if values is None else values
-    ys = ys.reshape(ys.shape[0], -1)
-    methods = traj.method.reshape(-1)
-    for i in range(ys.shape[1]):
-        m = str(methods[i])
-        ax.plot(ys[:, i], color=method_color(m), label=method_label(m), **_run_style(i))
-    lo, hi = loss_range(traj, values)
-    ax.set(xlabel="step", ylabel=label, ylim=(lo, hi))
-    outside_legend(ax)
-    return ax
-
-
-def loss_range(traj: Trajectory, values: np.ndarray | None = None) -> tuple[float, float]:
-    """A y-range for per-step plots (the loss, or ``values`` per step) that ignores runs
-    far outside the landscape's window."""
-    (x0, x1), (y0, y1) = traj.landscape.extent
-    p, loss = traj.positions, traj.losses if values is None else values
-    inside = ((p[..., 0] >= x0) & (p[..., 0] <= x1) & (p[..., 1] >= y0) & (p[..., 1] <= y1))
-    vals = loss[inside & np.isfinite(loss)]
-    if vals.size == 0:
-        return -1.0, 1.0
-    lo, hi = float(vals.min()), float(vals.max())
-    pad = 0.05 * (hi - lo) or 0.5
-    return lo - pad, hi + pad
-
-
-def phase_diagram(pd: PhaseDiagram, ax=None, *, predicted: np.ndarray | None = None,
-                  predicted_label: str = "prediction"):
-    """Outcome of every ``(lr, ρ)`` as a coloured map, log axes.
-
-    ``predicted`` (boolean, same shape as ``pd.codes``) draws the boundary of a
-    closed-form prediction on top, so measured and predicted sit side by side.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
-    ax = ax or plt.subplots(figsize=(5.5, 4.5))[1]
-    cmap = ListedColormap([OUTCOME_COLORS[o] for o in OUTCOMES])
-    # Rows of the image are ρ, columns lr: codes is indexed [lr, ρ].
-    ax.pcolormesh(pd.lrs, pd.rhos, pd.codes.T, cmap=cmap, vmin=-0.5,
-                  vmax=len(OUTCOMES) - 0.5, shading="nearest")
-    handles = [Patch(color=OUTCOME_COLORS[o], label=o) for o in OUTCOMES
-               if (pd.codes == OUTCOMES.index(o)).any()]
-    if predicted is not None:
-        ax.contour(pd.lrs, pd.rhos, np.asarray(predicted, float).T, levels=[0.5],
-                   colors="white", linewidths=2, linestyles="--")
-        handles.append(plt.Line2D([], [], color="white", ls="--", lw=2, label=predicted_label))
-    ax.set(xscale="log", yscale="log", xlabel="learning rate η", ylabel="ρ",
-           title=f"{method_label(pd.method)} on the {pd.landscape.name}, {pd.steps} steps")
-    leg = outside_legend(ax, handles=handles)
-    leg.get_frame().set_facecolor("#dddddd")  # the white prediction line shows on grey
-    return ax
-
-
-def _fmt(v) -> str:
-    vals = np.unique(np.asarray(v))
-    return f"{vals[0]:.3g}" if vals.size == 1 else "various"
-
+from .. import validate
+from ..ascents import get_ascent
+from ..methods import color as method_color
+from ..methods import get_method
+from ..methods import label as method_label
+from .common import outside_legend
 
 # -- training runs ---------------------------------------------------------------------------
 
@@ -232,7 +74,7 @@ def plot_run(run_dirs, *, labels: list[str] | None = None, axes=None):
     """
     import matplotlib.pyplot as plt
 
-    from .train.rundir import read_run
+    from ..train.rundir import read_run
 
     run_dirs = [run_dirs] if isinstance(run_dirs, (str, bytes)) or hasattr(run_dirs, "is_dir") \
         else list(run_dirs)
@@ -270,7 +112,7 @@ def edge_series(config, records) -> dict[str, tuple[list[int], list[float]]]:
     ``"method_edge"`` (epochs where SAM was active) from the same rate and the epoch's mean
     mini-batch ``‖g‖`` (and ``γ``) (docs/edges.md). x is the epoch count (1 after epoch 0).
     """
-    from . import edges
+    from .. import edges
 
     epochs = [r for r in records if r.get("kind") == "epoch"]
     out = {key: ([], []) for key in ("lambda_max", "gd_edge", "method_edge")}
@@ -284,7 +126,7 @@ def edge_series(config, records) -> dict[str, tuple[list[int], list[float]]]:
         if "lambda_max" in r:
             add("lambda_max", r, r["lambda_max"])
         add("gd_edge", r, edges.gd_edge(r["lr"], config.momentum))
-        if r.get("sam_active") and row.ascent != "adaptive":
+        if r.get("sam_active") and get_ascent(row.ascent).edge is not None:
             add("method_edge", r, edges.edge(config.method, r["lr"], rho=config.rho,
                                              grad_norm=r.get("grad_norm_mean"),
                                              gamma=r.get("gamma_mean"),
