@@ -222,15 +222,17 @@ class RunDir:
         atomic_write(self.checkpoint_file, lambda f: f.write(buffer.getbuffer()),
                      sole_writer=True)
 
-    def load_checkpoint(self, map_location: Any = "cpu") -> dict[str, Any]:
-        """The checkpoint, loaded with ``weights_only=True`` (no arbitrary code runs)."""
+    def load_checkpoint(self, map_location: Any = "cpu", *, mmap: bool = False
+                        ) -> dict[str, Any]:
+        """The checkpoint, loaded with ``weights_only=True`` (no arbitrary code runs);
+        with ``mmap`` its tensors are mapped from the file, not read."""
         import torch
 
         path = self.checkpoint_file
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume")
         try:
-            return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
         except (RuntimeError, EOFError, OSError, pickle.UnpicklingError,
                 zipfile.BadZipFile) as err:
             raise ValueError(
@@ -240,17 +242,19 @@ class RunDir:
             ) from None
 
     def epochs_done(self) -> int:
-        """Epochs the checkpoint holds (0 without one)."""
+        """Epochs the checkpoint holds (0 without one). Its tensors are mapped, not read:
+        the answer costs the small pickle of the checkpoint, not the weights."""
         if not self.checkpoint_file.exists():
             return 0
-        return int(self.load_checkpoint()["epoch"])
+        return int(self.load_checkpoint(mmap=True)["epoch"])
 
     # -- status --------------------------------------------------------------------------------
-    def status(self, epochs: int) -> str:
-        """One of :data:`STATUSES`, for a run of ``epochs`` epochs, from what is on disk."""
+    def status(self, epochs: int, epochs_done: int | None = None) -> str:
+        """One of :data:`STATUSES`, for a run of ``epochs`` epochs, from what is on disk
+        (``epochs_done``: :meth:`epochs_done`, if the caller has it already)."""
         if not self.checkpoint_file.exists():
             return "new"
-        if self.epochs_done() >= epochs:
+        if (self.epochs_done() if epochs_done is None else epochs_done) >= epochs:
             return "completed"
         records = self.records() if self.metrics_file.is_file() else []
         if records and records[-1].get("kind") == "diverged":
@@ -261,8 +265,9 @@ class RunDir:
         """The run as it stands on disk: config, status, every record."""
         config = self.read_config()
         records = self.records()
-        status = self.status(config.epochs)
-        return RunResult(status, self.epochs_done(), self.path, records=records, config=config)
+        done = self.epochs_done()
+        return RunResult(self.status(config.epochs, done), done, self.path, records=records,
+                         config=config)
 
     # -- one writer ------------------------------------------------------------------------------
     def trainer_gone(self) -> int | None:

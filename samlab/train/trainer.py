@@ -25,13 +25,14 @@ from torch import nn
 
 from ..data import DeviceLoader, ImageData
 from ..methods import get_method
-from ..optim import global_norm
 from .builders import build_model, build_optimizer, load_data, lr_lambda
+from .checkpointing import Checkpointing, config_diff, describe_diff
 from .config import TrainConfig
 from .metrics import EpochSums, all_reduce_sum, evaluate, measure_sharpness, sharpness_batches
 from .placement import Placement
 from .rundir import CHECKPOINT, RunDir, RunResult
 from .stopping import StopRequest
+from .switch_window import SwitchWindow
 
 #: How often (in steps) the trainer looks at the loss and at a pending interrupt; each
 #: look is one host sync, so not every step. A non-finite loss stops the run within it.
@@ -64,7 +65,7 @@ class TrainingDiverged(RuntimeError):
     """The loss became non-finite."""
 
 
-class Trainer:
+class Trainer(SwitchWindow, Checkpointing):
     """Train ``config`` and write ``runs/<name>/`` (config.json, metrics.jsonl, checkpoint.pt).
 
     >>> result = Trainer(TrainConfig(name="demo", dataset="digits", model="mlp",
@@ -165,10 +166,10 @@ class Trainer:
         rd = self.rundir
         if rd.checkpoint_file.exists():
             saved = rd.read_config() if rd.config_file.is_file() else None
-            diff = _config_diff(saved, self.config) if saved is not None else {}
+            diff = config_diff(saved, self.config) if saved is not None else {}
             if diff:
                 raise ValueError(f"{rd.path} already holds a run with another config "
-                                 f"({_describe(diff)}): choose another name, or delete it")
+                                 f"({describe_diff(diff)}): choose another name, or delete it")
             raise FileExistsError(
                 f"{rd.path} already holds a run: resume it (samlab train --resume {rd.path}) "
                 "or choose another name"
@@ -363,43 +364,6 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_step(self, record)
 
-    # -- the switch window --------------------------------------------------------------------
-    def _open_switch_window(self, epoch: int) -> None:
-        """At the switch, before the first step of ``config.method``: keep ``w_switch``, and
-        write the window's step 0 (distance 0; λ_max at ``w_switch`` when measured)."""
-        self._w_switch = [p.detach().clone() for p in self.model.parameters()]
-        record = {"kind": "switch_step", "epoch": epoch, "step": self._switch_at, "k": 0,
-                  "distance": 0.0, "lr": self.optimizer.param_groups[0]["lr"]}
-        self._write_switch_record(record)
-
-    def _log_switch_step(self, epoch: int, step: int, loss: torch.Tensor) -> None:
-        """The record of the ``k``-th step after the switch: the step's mini-batch loss at
-        the weights it started from and the optimizer's statistics (as a step record),
-        and ``distance = ‖w − w_switch‖`` after it, one norm over all parameters."""
-        k = step - self._switch_at
-        params = [p.detach() for p in self.model.parameters()]
-        distance = global_norm(torch._foreach_sub(params, self._w_switch))
-        stats = {name: v for name, v in self.optimizer.last_stats.items() if name != "rho"}
-        # One host sync for the whole record: what writing a record per step costs anyway.
-        values = torch.stack([v.detach().to(self.device, torch.float64)
-                              for v in (loss, distance, *stats.values())]).tolist()
-        record = {"kind": "switch_step", "epoch": epoch, "step": step, "k": k,
-                  "loss": values[0], "distance": values[1], "lr": self._lr_used,
-                  **dict(zip(stats, values[2:]))}
-        if k == self.config.switch_log_steps:
-            self._w_switch = None  # the window is closed: nothing left to measure from
-        self._write_switch_record(record)
-
-    def _write_switch_record(self, record: dict[str, Any]) -> None:
-        every = self.config.switch_log_sharpness_every
-        if every and record["k"] % every == 0:
-            left = (self.config.switch_log_steps - record["k"]) // every
-            record.update(self.measure_sharpness(measurements_left=left))
-        if self.is_main:  # before the checkpoint that claims it, as every record
-            self.rundir.append(record)
-        for cb in self.callbacks:
-            cb.on_switch_step(self, record)
-
     def _diverged_message(self, epoch: int) -> str:
         saved = self._epochs_saved()
         keep = (f"the last good checkpoint (after epoch {saved - 1}) is kept in "
@@ -414,57 +378,6 @@ class Trainer:
     def _epochs_saved(self) -> int:
         return self.rundir.epochs_done()
 
-    # -- checkpoints --------------------------------------------------------------------------
-    def _save(self, epoch: int, batch: int, sums: EpochSums | None) -> None:
-        """Checkpoint the exact position: ``epoch`` and ``batch`` steps into it."""
-        if not self.is_main:
-            return
-        self.rundir.save_checkpoint({
-            "epoch": epoch, "batch": batch,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "sums": sums.state() if sums is not None else None,
-            "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "config": self.config.to_dict(),
-            # The switch window's origin, while the window is open and the run goes on.
-            "w_switch": ({name: w for (name, _), w in zip(self.model.named_parameters(),
-                                                          self._w_switch)}
-                         if self._w_switch is not None and epoch < self.config.epochs
-                         else None),
-            # sharpness_compile="auto"'s decision, so that a resumed run measures as the
-            # uninterrupted one would (compiled products round differently).
-            "compile_hvps": self._compile_hvps,
-        })
-
-    def _load(self) -> None:
-        rd = self.rundir
-        if self.is_main:
-            rd.remove_temporaries()
-        state = rd.load_checkpoint(map_location=self.device)
-        diff = _config_diff(TrainConfig.from_dict(state["config"]), self.config)
-        if diff:
-            raise ValueError(f"cannot resume {self.run_dir} with a different config: "
-                             f"{_describe(diff)}")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng_cpu"].cpu())
-        if state["rng_cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
-        self.start_epoch, self.start_batch = int(state["epoch"]), int(state["batch"])
-        self._resume_sums = state["sums"]
-        self._compile_hvps = state.get("compile_hvps")
-        if state.get("w_switch") is not None:
-            w = state["w_switch"]
-            self._w_switch = [w[name].to(self.device) for name, _ in self.model.named_parameters()]
-        if self.is_main:  # records past the checkpoint belong to a timeline that is gone
-            done = self.start_epoch * self.steps_per_epoch + self.start_batch
-            rd.keep_records(lambda r: r.get("epoch", -1) < self.start_epoch
-                            or (r.get("kind") == "step" and r.get("step", 0) <= done)
-                            or (r.get("kind") == "switch_step" and _claimed(r, done)))
-
     # -- stopping -----------------------------------------------------------------------------
     def request_stop(self) -> None:
         """Stop at the next check, saving a resumable checkpoint (as Ctrl-C does)."""
@@ -474,22 +387,6 @@ class Trainer:
     def stop_signal(self) -> str | None:
         """``"SIGINT"`` or ``"SIGTERM"`` once a signal asked the run to stop."""
         return self._stop.signal
-
-
-def _claimed(record: dict[str, Any], done: int) -> bool:
-    """Whether a checkpoint ``done`` steps in claims a switch window's record: those of
-    the steps it holds, and step 0, written at the switch, once a step followed it."""
-    return record["step"] < done or (record["step"] == done and record["k"] > 0)
-
-
-def _config_diff(saved: TrainConfig, now: TrainConfig) -> dict[str, tuple[Any, Any]]:
-    """The fields that affect results and differ (where a run lives does not)."""
-    return {k: (v, getattr(now, k)) for k, v in saved.to_dict().items()
-            if k not in ("runs_dir", "name") and getattr(now, k) != v}
-
-
-def _describe(diff: dict[str, tuple[Any, Any]]) -> str:
-    return ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
 
 
 def _progress(total: int, desc: str, initial: int, enabled: bool):

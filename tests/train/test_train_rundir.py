@@ -210,3 +210,20 @@ def test_a_run_that_fails_to_start_leaves_no_directory_of_a_lone_lock(tmp_path):
     with pytest.raises(ValueError):
         Trainer(config, progress=False, report=False)
     assert (tmp_path / "failed" / "notes.txt").read_text() == "mine"
+
+
+def test_epochs_done_maps_the_weights_instead_of_reading_them(tmp_path, monkeypatch):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    # 64 MB of weights beside one integer: only the integer is wanted.
+    run.save_checkpoint({"epoch": 7, "model": {"w": torch.zeros(16 * 2**20)}})
+    loads = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        loads.append(kwargs.get("mmap"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    assert run.epochs_done() == 7
+    assert loads == [True]
