@@ -389,7 +389,7 @@ network_phases_figure = fig
 # ridge between the two solutions.
 
 # %%
-from samlab.train.metrics import sharpness_batches
+from samlab.train import sharpness_batches
 
 sgd_run = arm_runs["never (SGD)"][0]
 sgd_model, data = load_model(sgd_run)

@@ -73,8 +73,7 @@ import samlab
 from samlab import landscape, plot
 from samlab.cli import train_command
 from samlab.data import find_cifar10_jpeg
-from samlab.train import TrainConfig, load_model
-from samlab.train.metrics import sharpness_batches
+from samlab.train import TrainConfig, load_model, sharpness_batches
 from samlab.widgets import LiveDashboard
 
 # The size: quick when SAMLAB_QUICK=1 (CI) or without a GPU; lab with one. Write

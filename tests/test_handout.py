@@ -66,7 +66,9 @@ def test_markers_out_of_order_are_refused_with_the_line(text, says):
 
 
 def test_every_notebook_makes_a_student_copy_that_compiles():
-    for source in sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+    sources = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+    assert [s.name[:2] for s in sources] == ["01", "02", "03", "04", "05"]
+    for source in sources:
         notebook = jupytext.reads(student_version(source.read_text()), fmt="py:percent")
         for cell in notebook.cells:
             if cell.cell_type == "code":

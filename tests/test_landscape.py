@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from batchnorm_truth import scramble_batchnorm
+from model_state import assert_unchanged, snapshot
 from torch import nn
 
 from samlab.landscape import LinePath, distance, interpolate
@@ -174,24 +175,6 @@ def test_without_batchnorm_the_three_modes_agree():
 
 
 # --- the models are borrowed, not changed --------------------------------------------------
-
-def snapshot(model: nn.Module) -> dict:
-    return {
-        "state": {k: v.clone() for k, v in model.state_dict().items()},
-        "training": {name: m.training for name, m in model.named_modules()},
-        "bn": {name: (m.momentum, m.track_running_stats) for name, m in model.named_modules()
-               if isinstance(m, nn.BatchNorm1d)},
-    }
-
-
-def assert_unchanged(model: nn.Module, before: dict) -> None:
-    after = snapshot(model)
-    assert after["state"].keys() == before["state"].keys()
-    for key, value in before["state"].items():
-        assert torch.equal(after["state"][key], value), f"{key} changed"
-    assert after["training"] == before["training"]
-    assert after["bn"] == before["bn"]
-
 
 def borrowed_pair():
     """Two BatchNorm MLPs in states worth restoring: one in train mode with its BatchNorm

@@ -34,27 +34,16 @@ class EpochPlan:
 
 
 class DeviceLoader:
-    """Batches of a uint8 image set that lives, whole, on ``device``.
-
-    airbench's observation: CIFAR-10 is 150 MB as uint8, so it fits on any GPU, and
-    then a batch needs no workers, no PIL, no host-to-device copy. Per batch, one gather
-    from the padded set does random crop + flip, one fused multiply-add converts uint8 to
-    the normalized ``(x/255 − mean)/std``. The same code runs on the CPU.
+    """Batches of a uint8 image set that lives, whole, on ``device`` (the module's recipe).
 
     ``images``: uint8 ``[N, H, W, C]`` (numpy or torch); ``labels``: integers ``[N]``.
     Yields ``(x, y)``: ``x`` of ``dtype``, ``[B, C, H, W]`` (``channels_last`` memory
-    format if asked), ``y`` int64 ``[B]``, both on ``device``.
-
-    ``train=True`` shuffles every epoch and, with ``augment``, applies RandomCrop(H,
-    padding) with zero padding and a horizontal flip with probability 1/2
-    (docs/training.md#the-cifar-10-recipe; He
-    et al. 2016: "4 pixels are padded on each side, and a 32×32 crop is randomly sampled
-    from the padded image or its horizontal flip"), as torchvision's pair does it.
-    ``train=False`` serves the images in order, unchanged.
-    Everything random in epoch ``e`` comes from a CPU generator seeded with
-    ``(seed, e)`` (:meth:`epoch_plan`), so it is identical on every device and a run
-    resumed with :meth:`set_epoch` continues exactly. Each ``iter()`` serves the next
-    epoch, starting from 0.
+    format if asked), ``y`` int64 ``[B]``, both on ``device``. ``train=True`` shuffles
+    every epoch and, with ``augment``, crops (zero padding ``padding``) and flips as
+    torchvision's RandomCrop and RandomHorizontalFlip do
+    (docs/training.md#the-cifar-10-recipe); ``train=False`` serves the images in order,
+    unchanged. Epoch ``e`` is a function of ``(seed, e)`` (:meth:`epoch_plan`); each
+    ``iter()`` serves the next epoch, from 0, or the one :meth:`set_epoch` names.
     """
 
     def __init__(

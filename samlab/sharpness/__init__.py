@@ -16,32 +16,10 @@ The subset every measurement should use is :func:`samlab.data.fixed_subset`. The
 :mod:`~samlab.sharpness.eigen` (Lanczos, power iteration) and
 :mod:`~samlab.sharpness.spectrum` (trace, density).
 
-Conventions shared by every function:
-
-- **The loss** is the mean over all examples of ``batches``, a list of
-  ``(inputs, targets)`` pairs already on the model's device:
-  ``L(w) = Σ_b (n_b / N) · loss_fn(model(x_b), y_b)``, where ``loss_fn`` returns
-  the mean loss of a batch (e.g. ``torch.nn.functional.cross_entropy``).
-- **The parameters** are those with ``requires_grad=True`` at call time, in
-  ``model.parameters()`` order, or the list passed as ``params=``. A vector is a
-  flat tensor over them: ``torch.cat([p.reshape(-1) for p in params])``.
-- **BatchNorm** (``bn_mode``): ``"eval"`` (default) normalizes with the running
-  statistics, so ``L`` is a fixed function of ``w``; ``"train"`` normalizes each
-  batch with its own statistics, as the late-phase paper's code measures, and
-  never updates the running statistics. Dropout is always off: a random loss has
-  no Hessian to measure.
-- **The model is borrowed, not changed**: weights are untouched, and every
-  module's ``training`` flag, every parameter's ``requires_grad`` and ``.grad``,
-  and every buffer are exactly as before the call, also when the call raises.
-- **Memory**: one batch's autograd graph at a time.
-- **Speed**: a product costs a few gradients over the subset. ``mode="auto"`` is
-  double backward, with eval-mode BatchNorm run as the affine map it is (its second
-  derivatives are then elementwise); ``compile=True`` runs forward-over-reverse
-  through ``torch.compile``, about 0.6 of the eager cost on ResNet-20 after a
-  compilation of 20-40 s per model, mode and batch shape (falling back to eager, with a
-  warning, where compiling fails). :func:`compile_pays_off` says when that is worth it;
-  the trainer asks it after its first measurement (docs/sharpness.md#speed). On a CPU, a
-  channels_last model and inputs make every convolution, hence every product, faster.
+Every function measures the mean loss over ``batches``, on the parameters with
+``requires_grad``, with BatchNorm in ``bn_mode`` (eval by default), and gives the model
+back exactly as it was: docs/sharpness.md (#the-subset, #batchnorm-mode,
+#the-model-is-borrowed, #speed).
 """
 
 from .eigen import METHODS, WHICH, EigenResult, top_eigenvalues

@@ -7,7 +7,8 @@
 - :mod:`~samlab.train.protocols`: papers' settings by name (``from_protocol("zhou2025")``);
 - :mod:`~samlab.train.builders`: the data, model, optimizer and schedule it builds;
 - :mod:`~samlab.train.trainer`: the loop, resume, interrupts;
-- :mod:`~samlab.train.metrics`: what an epoch measures;
+- :mod:`~samlab.train.metrics`: what an epoch measures (``sharpness_batches``: a run's
+  fixed Hessian subset, in batches);
 - :mod:`~samlab.train.rundir`: ``runs/<name>/``, its files, lock and status;
 - :mod:`~samlab.train.sweep`: grids of runs, each trained once;
 - :mod:`~samlab.train.restore`: a finished run's network, back for analysis.
@@ -18,7 +19,7 @@ from .config import TrainConfig
 _LAZY = {
     "Callback": "trainer", "Trainer": "trainer", "TrainingDiverged": "trainer",
     "RunResult": "rundir", "RunDir": "rundir", "RunInUse": "rundir", "read_run": "rundir",
-    "sweep": "sweep", "load_model": "restore",
+    "sweep": "sweep", "load_model": "restore", "sharpness_batches": "metrics",
 }
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from batchnorm_truth import scramble_batchnorm
+from model_state import assert_unchanged, snapshot
 from sharpness_truth import exact_hessian, tiny_batches, tiny_mlp
 from torch import nn
 
@@ -46,32 +47,6 @@ def measure(name: str, model: nn.Module, batches, loss_fn=F.cross_entropy, **opt
 
 NAMES = ["hvp-double_backward", "hvp-forward_over_reverse", "lanczos", "power", "trace",
          "density"]
-
-
-def snapshot(model: nn.Module) -> dict:
-    return {
-        "state": {k: v.clone() for k, v in model.state_dict(keep_vars=True).items()},
-        "training": {name: m.training for name, m in model.named_modules()},
-        "requires_grad": {name: p.requires_grad for name, p in model.named_parameters()},
-        "grad": {name: None if p.grad is None else p.grad.clone()
-                 for name, p in model.named_parameters()},
-        "tracking": {name: m.track_running_stats for name, m in model.named_modules()
-                     if isinstance(m, nn.modules.batchnorm._BatchNorm)},
-    }
-
-
-def assert_unchanged(model: nn.Module, before: dict) -> None:
-    after = snapshot(model)
-    for key, value in before["state"].items():
-        assert torch.equal(after["state"][key], value), f"{key} changed"
-        assert after["state"][key].dtype == value.dtype
-    for part in ("training", "requires_grad", "tracking"):
-        assert after[part] == before[part], part
-    for name, g in before["grad"].items():
-        if g is None:
-            assert after["grad"][name] is None, f"{name}.grad appeared"
-        else:
-            assert torch.equal(after["grad"][name], g), f"{name}.grad changed"
 
 
 def borrowed_state(model: nn.Module) -> None:
