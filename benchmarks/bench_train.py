@@ -22,13 +22,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from samlab import sharpness
-from samlab.data import DeviceLoader, fixed_subset, load_dataset
+from samlab.data import DeviceLoader, load_dataset
 from samlab.models import resnet20
 from samlab.optim import SAM
 
 from .baselines import torchvision_loader
 from .common import Row, median
+from .gpu_arms import lanczos_seconds
 
 BATCH = 128
 STEPS_PER_EPOCH = 45_000 // BATCH  # 351
@@ -127,17 +127,8 @@ def run(device: str | None = None) -> list[Row]:
     # λ_max: top-2 Lanczos on a fixed training subset, as the trainer measures it (5,000
     # examples; on a CPU 1,000, and the row says so).
     n = 5000 if cuda else 1000
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(n, 3, 32, 32, generator=gen)
-    y = torch.randint(0, 10, (n,), generator=gen)
-    subset = fixed_subset((x, y), n=n, batch_size=BATCH, device=dev)
-    _sync(dev)
-    t0 = time.perf_counter()
-    eig = sharpness.top_eigenvalues(model, torch.nn.CrossEntropyLoss(), subset, k=2)
-    _sync(dev)
-    cost = time.perf_counter() - t0
-    rows.append(Row("λ_max measurement (top-2 Lanczos)", cost, "s",
-                    note=f"{eig.n_hvp} HVPs on {n} examples"))
+    cost, hvps = lanczos_seconds(dev, n, BATCH, model)
+    rows.append(Row("λ_max measurement (top-2 Lanczos)", cost, "s", note=hvps))
     rows.append(Row("λ_max measurement / SGD epoch", cost / t["SGD, device loader"], "x",
                     note=f"{n} examples"))
     return rows

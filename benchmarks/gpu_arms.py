@@ -117,11 +117,14 @@ def time_arm(dev: torch.device, opt_name: str, setting, steps: int, warmup: int
     return per_step, warm, note
 
 
-def lanczos_seconds(dev: torch.device, n: int, batch: int) -> tuple[float, str]:
-    """Seconds of one top-2 Lanczos λ_max measurement on ``n`` images, as the trainer
-    measures it (eval-mode BatchNorm, fixed subset), and a note."""
-    torch.manual_seed(0)
-    model = resnet20().to(dev)
+def lanczos_seconds(dev: torch.device, n: int, batch: int,
+                    model: torch.nn.Module | None = None) -> tuple[float, str]:
+    """Seconds of one top-2 Lanczos λ_max measurement of ``model`` (a fresh ResNet-20 by
+    default) on ``n`` random images, as the trainer measures it (eval-mode BatchNorm,
+    fixed subset), and a note."""
+    if model is None:
+        torch.manual_seed(0)
+        model = resnet20().to(dev)
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(n, 3, 32, 32, generator=gen)
     y = torch.randint(0, 10, (n,), generator=gen)
