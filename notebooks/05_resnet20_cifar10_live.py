@@ -118,7 +118,7 @@ base = TrainConfig(name="r20", model="resnet20", dataset=dataset, method="sgd", 
                    sharpness_subset=recipe["sharpness_subset"],
                    sharpness_k=1 if SIZE == "quick" else 2, runs_dir=f"runs/05_{SIZE}")
 print(f"data: {dataset}; {recipe['epochs']} epoch(s); "
-      f"{recipe['n_train'] or 45000} training images")
+      f"training images: {recipe['n_train'] or 'the whole training split'}")
 
 # %% [markdown]
 # The arms, same schedule and seed: SGD; SAM (`ρ = 0.05`, Foret et al.'s value for
@@ -268,13 +268,13 @@ print(f"reference: ResNet-20 with SGD, He et al. 2016: 0.9125 (data here: "
       f"{results['SGD'].last.get('dataset', dataset)})")
 ssam_eps = results["SSAM"].config.rho * results["SSAM"].final("grad_norm_mean")
 print(f"SSAM's perturbation in its last epoch: ρ·mean‖g‖ = {ssam_eps:.4f} (SAM's: 0.05)")
-n_images = results["SGD"].config.n_train or 45000
+n_images = results["SGD"].last["step"] // E * base.batch_size  # what an epoch went through
 if SIZE == "quick":
-    print(f"quick size, {E} epochs on {n_images} images: accuracies near chance (0.10) and "
+    print(f"quick size, {E} epoch(s) on {n_images} images: accuracies near chance (0.10) and "
           "the λ_max of networks that have barely trained. These rows show that every arm "
           "runs, not how the arms compare; nothing here can be set beside the reference.")
 elif SIZE == "lab":
-    print(f"lab size, {E} epochs on {n_images} images: accuracies below the 200-epoch "
+    print(f"lab size, {E} epoch(s) on {n_images} images: accuracies below the 200-epoch "
           "references; the arms' sharpness and costs are this size's, not the papers'.")
 
 # %% [markdown]
