@@ -388,28 +388,23 @@ def _stopped_and_resumed(argv: list[str], run_dir: Path, env: dict, emit) -> Non
 
 
 def part_notebook(size: Size, emit: Callable[[Row], None], work: Path) -> None:
+    import nbformat
+
     from . import notebook_runner
 
     dataset, env, label = _data_env()
     copy = work / NOTEBOOK.name  # its runs/ and figures/ land in the work folder
     copy.write_text(NOTEBOOK.read_text())
     notebook = notebook_runner.load(copy)
-    import nbformat
-
     notebook.cells.append(nbformat.v4.new_code_cell(
         "import json as _json\nprint('SAMLAB_RECIPE', _json.dumps({'size': SIZE, "
-        "'recipe': RECIPES[SIZE], 'arms': {k: v for k, v in arms.items()}}))"))
-    saved = {k: os.environ.get(k) for k in ("SAMLAB_EPOCHS", "SAMLAB_DATASET", "SAMLAB_DATA")}
-    os.environ["SAMLAB_EPOCHS"] = "1"
+        "'recipe': RECIPES[SIZE], 'arms': list(arms)}))"))
+    # This process exists for this part alone: the kernel inherits what is set here.
+    os.environ.update(env, SAMLAB_EPOCHS="1")
     if size is SIZES["gpu"] and dataset != "cifar10":
         os.environ["SAMLAB_DATASET"] = dataset
-    os.environ.update(env)
-    try:
-        done = notebook_runner.execute(copy, quick=size is SIZES["dry"], notebook=notebook,
-                                       timeout=size.timeouts["notebook"])
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    done = notebook_runner.execute(copy, quick=size is SIZES["dry"], notebook=notebook,
+                                   timeout=size.timeouts["notebook"])
     printed = "".join(text for _, text in notebook_runner.printed(done.notebook))
     found = re.search(r"SAMLAB_RECIPE (.*)", printed)
     if not found:
