@@ -316,12 +316,12 @@ arms_figure = fig
 #   accuracy (± 0.002 and ± 0.003), though SAM's minimum is four times flatter (`λ_max`
 #   0.56 against 2.13). The digits test set has 360 images (accuracies move in steps of
 #   1/360 ≈ 0.003): at that size and spread the accuracy claim cannot be tested.
-# - **Noisy labels: SAM throughout gains 15 points.** 0.928 ± 0.006 against SGD's
-#   0.773 ± 0.027 (5.6 σ), at a `λ_max` about a fifth of SGD's.
+# - **Noisy labels: SAM throughout gains 16 points.** 0.928 ± 0.006 against SGD's
+#   0.768 ± 0.033 (4.8 σ), at a `λ_max` about a fifth of SGD's.
 # - **Late SAM recovers a third to a half of that gain, and a half to 70 % of the
-#   flattening.** Switched on at `E/2`: 0.848 ± 0.025 (48 % of the gain, 2.7 σ above SGD),
-#   70 % of the flattening; at `3E/4` and `7E/8`: about a third of the gain (1.9 and 1.8
-#   σ), 59 % and 51 % of the flattening. "Nearly as good" does not hold here: by the
+#   flattening.** Switched on at `E/2`: 0.852 ± 0.020 (53 % of the gain, 2.5 σ above SGD),
+#   70 % of the flattening; at `3E/4` and `7E/8`: about a third of the gain (39 % and 35 %;
+#   1.9 and 1.7 σ), 59 % and 51 % of the flattening. "Nearly as good" does not hold here: by the
 #   switch SGD's test accuracy is long past its peak (its best epochs, printed below, are
 #   among the first 14): it has been fitting the wrong labels, and the epochs left, at a
 #   tenth of the learning rate, undo only part of that (the toy's slow second phase).
@@ -331,9 +331,9 @@ arms_figure = fig
 #   it does not.
 # - **Cost.** In forward-backward passes late SAM costs what the table says (1.133× SGD
 #   at `7E/8`, 1.5× at `E/2`, against SAM's 2×). In wall time the ratios differ (SAM
-#   throughout 1.72×, the late arms more than their passes): on a network this small the
-#   fixed costs of a step are not proportional to its gradients. Notebook 05 prints the
-#   same two columns for ResNet-20.
+#   throughout 1.82×, the late arms 1.07× to 1.37×, a little under their passes): on a
+#   network this small the fixed costs of a step are not proportional to its gradients.
+#   Notebook 05 prints the same two columns for ResNet-20.
 
 # %% [markdown]
 # ## 5 · Two phases on the network
@@ -447,8 +447,8 @@ sam_steps = reset_runs[0].last["step"] * (E - 3 * E // 4) // E  # the epochs aft
 print(f"SAM steps after the switch at 3E/4: {sam_steps}")
 
 # %% [markdown]
-# No difference worth the name here (full mode: `λ_max` 2.772 against 2.768, test
-# accuracy 0.8261 against 0.8311, a fifth of the seeds' spread): at `β = 0.9` the momentum
+# No difference worth the name here (full mode: `λ_max` 2.768 against 2.767, test
+# accuracy 0.8306 against 0.8333, about a tenth of the seeds' spread): at `β = 0.9` the momentum
 # buffer forgets its SGD past within a few dozen steps, and SAM's 285 steps after the
 # switch are enough to make the start irrelevant. The option matters for reproducing the
 # authors' numbers exactly, not for the lesson.
@@ -548,7 +548,7 @@ print(f"{'recorded by the trainer (samlab protocol)':>50} {sgd_run.final('lambda
 # the same images, full mode), and the authors' protocol differs only by its subset, the
 # first 1,000 images instead of a random 1,000 (5.842, 4 % apart); the trainer's recorded
 # value is samlab's measurement exactly. On the CNN, trained the same way, they are about
-# nine times apart (16.98 in eval mode, 1.86 in train mode on the same images, 2.17 with
+# seven times apart (16.96 in eval mode, 2.43 in train mode on the same images, 2.48 with
 # the authors' subset and batches). Train mode normalizes each batch by its own statistics, so
 # it differentiates another function of the weights, one that also changes with how the
 # subset is cut into batches. Neither number is wrong; they measure different things, so
@@ -576,7 +576,7 @@ print("saved:", saved)
 # phases: an escape whose rate the linearization predicts (USAM's `|1 − ηs*(1 + ρs*)|`,
 # measured to three digits; normalized SAM jumps off at once), then a slow drift to flatter
 # minima that a late switch cuts short. On a small real network with 40 % noisy labels,
-# SAM throughout gains 15 points of test accuracy over SGD; late SAM, at a fraction of the
+# SAM throughout gains 16 points of test accuracy over SGD; late SAM, at a fraction of the
 # cost, recovers a third to a half of that and a half to 70 % of the flattening, stays in
 # SGD's valley, and does not beat SGD stopped early. On clean digits there is no accuracy
 # gain to recover.
