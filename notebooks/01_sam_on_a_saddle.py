@@ -34,20 +34,18 @@
 # [docs/toy.md](../docs/toy.md) (the toy landscapes).
 
 # %%
+import subprocess
 import sys
 
 REPOSITORY = "https://github.com/samlab-dev/samlab"  # see the README: not published yet
-if "google.colab" in sys.modules:  # on Colab: install samlab and enable its widgets
-    import subprocess
-
+if "google.colab" in sys.modules:  # on Colab: install samlab, then turn its widgets on
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                           f"samlab @ git+{REPOSITORY}"], capture_output=True, text=True)
     if pip.returncode:
         why = (pip.stderr.strip().splitlines() or ["pip failed"])[-1]
         raise SystemExit(f"could not install samlab from {REPOSITORY}: {why}")
-    from google.colab import output
-
-    output.enable_custom_widget_manager()
+    from samlab import colab
+    colab.setup()
 
 # %%
 from pathlib import Path
