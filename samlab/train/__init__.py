@@ -10,16 +10,18 @@
 - :mod:`~samlab.train.metrics`: what an epoch measures (``sharpness_batches``: a run's
   fixed Hessian subset, in batches);
 - :mod:`~samlab.train.rundir`: ``runs/<name>/``, its files, lock and status;
-- :mod:`~samlab.train.sweep`: grids of runs, each trained once;
-- :mod:`~samlab.train.restore`: a finished run's network, back for analysis.
+- :mod:`~samlab.train.sweep`: grids of runs, each trained once, and an experiment's arms;
+- :mod:`~samlab.train.restore`: a finished run's network, back for analysis (its λ_max
+  under any protocol).
 """
 
 from .config import TrainConfig
+from .sweep import arm_configs, sweep  # the function, not the module of the same name
 
 _LAZY = {
     "Callback": "trainer", "Trainer": "trainer", "TrainingDiverged": "trainer",
     "RunResult": "rundir", "RunDir": "rundir", "RunInUse": "rundir", "read_run": "rundir",
-    "sweep": "sweep", "load_model": "restore", "sharpness_batches": "metrics",
+    "load_model": "restore", "lambda_max": "restore", "sharpness_batches": "metrics",
 }
 
 
@@ -32,4 +34,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'samlab.train' has no attribute {name!r}")
 
 
-__all__ = ["TrainConfig", *_LAZY]
+__all__ = ["TrainConfig", "arm_configs", "sweep", *_LAZY]

@@ -12,6 +12,8 @@ from torch import nn
 
 from ..data import ImageData
 from .builders import build_model, load_data
+from .config import TrainConfig
+from .metrics import measure_sharpness, sharpness_batches
 from .rundir import RunDir, RunResult
 
 
@@ -23,9 +25,26 @@ def load_model(run: str | Path | RunResult, *, device: str | torch.device = "cpu
 
     The checkpoint is the last one written: the end of training for a completed run.
     """
-    rundir = RunDir(run.run_dir if isinstance(run, RunResult) else run)
+    rundir = RunDir(_path(run))
     config = rundir.read_config()
     data = data if data is not None else load_data(config)
     model = build_model(config, data)
     model.load_state_dict(rundir.load_checkpoint(map_location="cpu")["model"])
     return model.to(device).eval(), data
+
+
+def lambda_max(run: str | Path | RunResult, *, measured_as: TrainConfig | None = None,
+               device: str | torch.device = "cpu") -> float:
+    """The top Hessian eigenvalue of ``run``'s last weights, measured as ``measured_as``
+    measures (its subset, order and batches, BatchNorm mode, ``k`` and seed;
+    docs/sharpness.md): by default the run's own config, which gives the value the trainer
+    recorded for that epoch. ``TrainConfig.from_protocol("zhou2025")`` measures as those
+    authors do."""
+    model, data = load_model(run, device=device)
+    config = measured_as or RunDir(_path(run)).read_config()
+    batches = sharpness_batches(config, data, device)
+    return measure_sharpness(model, batches, config)["lambda_max"]
+
+
+def _path(run: str | Path | RunResult) -> str | Path:
+    return run.run_dir if isinstance(run, RunResult) else run

@@ -40,6 +40,25 @@ def config_key(config: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
 
+def arm_configs(base: TrainConfig, arms: dict[str, dict[str, Any]]) -> dict[str, TrainConfig]:
+    """One config per arm of an experiment: ``base`` with the arm's changes, named
+    ``<base.name>-<arm>`` (lower case, spaces and brackets as dashes), e.g. ``{"SGD":
+    {"method": "sgd"}, "late SAM": {"method": "sam", "switch_epoch": 150}}``."""
+    slug = {name: "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
+            for name in arms}
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"name", "runs_dir"}
+    for name, change in arms.items():
+        unknown = sorted(set(change) - known)
+        if unknown:
+            raise ValueError(f"arm {name!r} changes {', '.join(unknown)}: an arm may change "
+                             "any TrainConfig field but name and runs_dir")
+    if len(set(slug.values())) < len(arms):
+        raise ValueError(f"arms must have names that differ in letters and digits, got "
+                         f"{list(arms)}")
+    return {name: dataclasses.replace(base, name=f"{base.name}-{slug[name]}", **change)
+            for name, change in arms.items()}
+
+
 def sweep(base: TrainConfig, vary: dict[str, Sequence[Any]], *, callbacks=(),
           progress: bool = True) -> list[RunResult]:
     """Train ``base`` with every combination of the values in ``vary``.
