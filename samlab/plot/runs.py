@@ -106,6 +106,30 @@ def plot_run(run_dirs, *, labels: list[str] | None = None, axes=None):
     return axes[0].figure
 
 
+def after_switch(run):
+    """The first SAM steps after a late switch, from a run's ``switch_step`` records
+    (``TrainConfig.switch_log_steps``, docs/training.md): the distance ``‖w − w_switch‖``,
+    the mini-batch loss, and ``λ_max`` where it was measured, against the steps."""
+    import matplotlib.pyplot as plt
+
+    after = [r for r in run.records if r.get("kind") == "switch_step" and r["k"] > 0]
+    if not after:
+        raise ValueError(f"run {run.config.name!r} has no switch_step records after the "
+                         "switch: train it with switch_log_steps > 0 and a switch_epoch")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+    color, xlabel = method_color(run.config.method), "SAM steps after the switch"
+    measured = [r for r in run.records if r.get("kind") == "switch_step" and "lambda_max" in r]
+    for ax, key, rows, title in ((axes[0], "distance", after, "distance"),
+                                 (axes[1], "loss", after, "loss"),
+                                 (axes[2], "lambda_max", measured, "sharpness")):
+        ax.plot([r["k"] for r in rows], [r[key] for r in rows], "o-", ms=3, color=color)
+        ax.set(xlabel=xlabel, title=title, ylabel={"distance": "‖w − w_switch‖",
+               "loss": "mini-batch loss", "lambda_max": "λ_max (eval mode)"}[key])
+    axes[0].set_yscale("log")
+    fig.tight_layout()
+    return fig
+
+
 def edge_series(config, records) -> dict[str, tuple[list[int], list[float]]]:
     """Per epoch record of a run of ``config``: ``"lambda_max"``
     where measured, ``"gd_edge"`` = (2 + 2β)/η from the rate the epoch ended with, and
