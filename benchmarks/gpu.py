@@ -398,7 +398,7 @@ def part_notebook(size: Size, emit: Callable[[Row], None], work: Path) -> None:
     notebook = notebook_runner.load(copy)
     notebook.cells.append(nbformat.v4.new_code_cell(
         "import json as _json\nprint('SAMLAB_RECIPE', _json.dumps({'size': SIZE, "
-        "'recipe': RECIPES[SIZE], 'arms': list(arms)}))"))
+        "'recipe': SIZES[SIZE], 'arms': list(arms)}))"))
     # This process exists for this part alone: the kernel inherits what is set here.
     os.environ.update(env, SAMLAB_EPOCHS="1")
     if size is SIZES["gpu"] and dataset != "cifar10":

@@ -35,34 +35,29 @@
 # Exercises (checked by samlab): late SAM as a training loop and its cost, after section 7.
 
 # %%
+import subprocess
 import sys
 
 REPOSITORY = "https://github.com/samlab-dev/samlab"  # see the README: not published yet
-if "google.colab" in sys.modules:  # on Colab: install samlab and enable its widgets
-    import subprocess
-
+if "google.colab" in sys.modules:  # on Colab: install samlab, then turn its widgets on
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                           f"samlab @ git+{REPOSITORY}"], capture_output=True, text=True)
     if pip.returncode:
         why = (pip.stderr.strip().splitlines() or ["pip failed"])[-1]
         raise SystemExit(f"could not install samlab from {REPOSITORY}: {why}")
-    from google.colab import output
-
-    output.enable_custom_widget_manager()
+    from samlab import colab
+    colab.setup()
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 import samlab
-from samlab import plot, toy
+from samlab import landscape, plot, toy
 from samlab.widgets import Playground
 
-# Quick mode: fewer epochs and seeds, same experiments. SAMLAB_QUICK=1 turns it on (CI
-# does); or write QUICK = True here.
+# Quick mode (SAMLAB_QUICK=1, as in CI, or QUICK = True here): fewer epochs and seeds.
 QUICK = samlab.quick_mode()
 print(f"samlab {samlab.__version__}, quick mode: {QUICK}")
 
@@ -115,20 +110,17 @@ print(f"{'cost (x GD)':>15}" + "".join(f"{v:16.3f}" for v in cost))
 
 # %%
 fine = np.linspace(0, steps, 41).astype(int)
-fig, ax = plt.subplots(figsize=(8, 3.8))
+switch_figure, ax = plt.subplots(figsize=(8, 3.8))
 for m, r in (("sam", rho_sam), ("usam", rho_usam)):
     t = toy.run(valley, m, lr, r, start, steps, switch_step=fine, noise=noise)
     ax.plot(fine / steps, valley.sharpness(t.final), "o-", ms=3, color=plot.method_color(m),
             label=f"{plot.method_label(m)} switched on (ρ = {r})")
     ax.axhline(valley.sharpness(swept[m].final[0]), color=plot.method_color(m), ls=":",
                label=f"{plot.method_label(m)} throughout")
-ax.axhline(valley.sharpness(gd.final), color=plot.method_color("gd"), ls="--",
-           label="never: GD")
-ax.set(xlabel="switch step / total steps", ylabel="final sharpness s(x)", yscale="log",
-       title="Where the run ends, by switch time")
+ax.axhline(valley.sharpness(gd.final), color=plot.method_color("gd"), ls="--", label="never: GD")
+ax.set(xlabel="switch step / total steps", ylabel="final sharpness s(x)", yscale="log")
 plot.outside_legend(ax)
 plt.show()
-switch_figure = fig
 
 # %% [markdown]
 # Read the table and the curve together:
@@ -164,32 +156,26 @@ late = toy.run(valley, np.array(["usam", "sam"]), lr, np.array([rho_usam, rho_sa
 s_star = float(valley.sharpness(late.positions[S, 0]))
 predicted = abs(1 - lr * s_star * (1 + rho_usam * s_star))
 dist = np.linalg.norm(late.positions[S:] - late.positions[S], axis=-1)  # [step, run]
-window = (dist[:, 0] > 1e-5) & (dist[:, 0] < 1e-1)  # above the noise, before it saturates
-k = np.arange(len(dist))
-fitted = np.exp(np.polyfit(k[window], np.log(dist[window, 0]), 1)[0])
-print(f"GD's point: x* = {late.positions[S, 0, 0]:.3f}, s* = {s_star:.3f}")
-print(f"USAM escape factor per step: fitted {fitted:.3f} over steps {k[window][0]}.."
-      f"{k[window][-1]}, predicted |1 − ηs*(1 + ρs*)| = {predicted:.3f}")
+window = np.flatnonzero((dist[:, 0] > 1e-5) & (dist[:, 0] < 1e-1))  # above noise, unsaturated
+fitted = np.exp(np.polyfit(window, np.log(dist[window, 0]), 1)[0])
+print(f"GD's point x* = {late.positions[S, 0, 0]:.3f}, s* = {s_star:.3f}. USAM's escape per step:"
+      f" ×{fitted:.3f} fitted (steps {window[0]}..{window[-1]}), ×{predicted:.3f} predicted")
 print(f"distance after 1 step: USAM {dist[1, 0]:.1e}, SAM {dist[1, 1]:.3f} (SAM's 2-cycle "
       f"across the floor: ηρs*/(2 − ηs*) = {lr * rho_sam * s_star / (2 - lr * s_star):.3f})")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+phases_figure, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
 for i, m in enumerate(("usam", "sam")):
-    axes[0].semilogy(k[:120], dist[:120, i], color=plot.method_color(m),
-                     label=plot.method_label(m))
-axes[0].semilogy(k[window], dist[window, 0][0] * predicted ** (k[window] - k[window][0]),
-                 "k:", label=f"predicted ×{predicted:.2f} per step")
+    style = dict(color=plot.method_color(m), label=plot.method_label(m))
+    axes[0].semilogy(dist[:120, i], **style)
+    axes[1].plot(valley.sharpness(late.positions[S:, i]), **style)
+axes[0].semilogy(window, dist[window[0], 0] * predicted ** (window - window[0]), "k:",
+                 label=f"predicted ×{predicted:.2f} per step")
 axes[0].set(xlabel="steps after the switch", ylabel="‖w − w_GD‖", title="1 · escape")
-axes[0].legend()
-for i, m in enumerate(("usam", "sam")):
-    axes[1].plot(k, valley.sharpness(late.positions[S:, i]), color=plot.method_color(m),
-                 label=plot.method_label(m))
 axes[1].set(xlabel="steps after the switch", ylabel="sharpness s(x)", title="2 · drift")
+axes[0].legend()
 axes[1].legend()
-plt.tight_layout()
 plt.show()
-phases_figure = fig
 
 # %% [markdown]
 # The fitted factor matches the linearization (printed above), and USAM is out of the
@@ -238,9 +224,7 @@ playground
 # %%
 import dataclasses
 
-from samlab import landscape
-from samlab.train import TrainConfig, load_model
-from samlab.train.sweep import sweep
+from samlab.train import TrainConfig, arm_configs, lambda_max, load_model, sharpness_batches, sweep
 
 E = 8 if QUICK else 60
 seeds = [0] if QUICK else [0, 1, 2, 3, 4]
@@ -248,65 +232,57 @@ base = TrainConfig(name="04_late", dataset="digits", model="mlp", method="sam", 
                    epochs=E, batch_size=64, lr=0.05, schedule="step", step_epochs=[E // 2],
                    label_noise=0.4, sharpness_every=E, sharpness_subset=1000,
                    runs_dir="runs/quick" if QUICK else "runs")
+
+# %% [markdown]
+# The clean task first, briefly: SAM throughout against SGD, 16 epochs, three seeds. Each
+# table below gives every arm's final test accuracy and `λ_max` (mean ± std over seeds),
+# how far it lies from SGD in units of the seeds' spread, and its cost against SGD's:
+# forward-backward passes (`RunResult.passes`) and seconds of training.
+
+# %%
+clean = dataclasses.replace(base, name="04_clean", label_noise=0.0, epochs=4 if QUICK else 16,
+                            step_epochs=[2 if QUICK else 8])
+clean_arms = {"SAM throughout": {}, "never (SGD)": dict(method="sgd")}
+clean_runs = {name: sweep(cfg, {"seed": seeds[:3]})
+              for name, cfg in arm_configs(clean, clean_arms).items()}
+print(plot.arms_table(clean_runs, baseline="never (SGD)"))
+
+# %% [markdown]
+# The five arms on noisy labels. The `share` columns say how much of SAM-throughout's
+# change over SGD an arm recovers: of its accuracy gain, and of its flattening.
+
+# %%
 arms = {"SAM throughout": dict(switch_epoch=None), "switch at E/2": dict(switch_epoch=E // 2),
         "at 3E/4": dict(switch_epoch=3 * E // 4), "at 7E/8": dict(switch_epoch=7 * E // 8),
         "never (SGD)": dict(method="sgd")}
-arm_runs = {name: sweep(dataclasses.replace(base, name=f"04_noisy_arm{i}", **change),
-                        {"seed": seeds})
-            for i, (name, change) in enumerate(arms.items())}
-# The clean task, briefly: SAM throughout against SGD, 16 epochs, three seeds.
-clean = dataclasses.replace(base, label_noise=0.0, epochs=4 if QUICK else 16,
-                            step_epochs=[2 if QUICK else 8])
-clean_runs = {name: sweep(dataclasses.replace(clean, name=f"04_clean_arm{i}", **arms[name]),
-                          {"seed": seeds[:3]})
-              for i, name in enumerate(("SAM throughout", "never (SGD)"))}
-for name, runs in clean_runs.items():
-    (a, da, _), = plot.sweep_stats(runs, "test_acc", ()).values()
-    (lm, dl, _), = plot.sweep_stats(runs, "lambda_max", ()).values()
-    print(f"clean labels, {name:>14}: test acc {a:.3f} ± {da:.3f}, λ_max {lm:.2f} ± {dl:.2f}")
+arm_runs = {name: sweep(cfg, {"seed": seeds}) for name, cfg in arm_configs(base, arms).items()}
+print(plot.arms_table(arm_runs, baseline="never (SGD)", target="SAM throughout"))
+
+# %% [markdown]
+# SGD stopped early, at its best epoch on the validation split (`RunResult.best`), against
+# SAM throughout:
 
 # %%
-# Per arm, mean ± std over seeds (plot.sweep_stats groups runs by config fields), and the
-# cost: forward-backward passes (RunResult.passes) and seconds of training.
-all_runs = [r for runs in arm_runs.values() for r in runs]
-acc, lam = (plot.sweep_stats(all_runs, m, ("method", "switch_epoch"))
-            for m in ("test_acc", "lambda_max"))
-key = {name: (runs[0].config.method, runs[0].config.switch_epoch)
-       for name, runs in arm_runs.items()}
-cost = {name: runs[0].passes / arm_runs["never (SGD)"][0].passes
-        for name, runs in arm_runs.items()}
-seconds = {name: np.mean([r.train_time for r in runs]) for name, runs in arm_runs.items()}
-sgd_key, sam_key = key["never (SGD)"], key["SAM throughout"]
-print(f"40% noisy labels, E = {E} epochs, {len(seeds)} seed(s), mean ± std; 'of SAM's gain': "
-      f"(arm − SGD) / (SAM throughout − SGD)")
-print(f"{'arm':>15} {'test acc':>15} {'vs SGD (σ)':>11} {'of the gain':>12} {'λ_max':>13} "
-      f"{'of the flattening':>18} {'passes ×SGD':>12} {'time ×SGD':>10}")
-for name in arm_runs:
-    (a, da, _), (lm, dl, _) = acc[key[name]], lam[key[name]]
-    _, sigmas = plot.gap(acc[key[name]], acc[sgd_key])
-    gained = (a - acc[sgd_key][0]) / (acc[sam_key][0] - acc[sgd_key][0])
-    flattened = (lam[sgd_key][0] - lm) / (lam[sgd_key][0] - lam[sam_key][0])
-    print(f"{name:>15} {a:8.3f} ± {da:.3f} {sigmas:+11.1f} {gained:12.0%} {lm:6.2f} ± {dl:4.2f} "
-          f"{flattened:18.0%} {cost[name]:12.3f} {seconds[name] / seconds['never (SGD)']:10.2f}")
-sgd_best = plot.sweep_stats(arm_runs["never (SGD)"], "test_acc", (), at="best")[()]
-best_epochs = [r.best()["epoch"] + 1 for r in arm_runs["never (SGD)"]]
-diff, sigmas = plot.gap(acc[sam_key], sgd_best)
-print(f"SGD stopped at its best validation epoch (epochs {best_epochs}): test acc "
-      f"{sgd_best[0]:.3f} ± {sgd_best[1]:.3f}; SAM throughout is {diff:+.3f} ({sigmas:+.1f} σ) "
-      f"from it")
+sgd_runs = arm_runs["never (SGD)"]
+sgd_best = plot.sweep_stats(sgd_runs, "test_acc", (), at="best")[()]
+diff, sigmas = plot.gap(plot.sweep_stats(arm_runs["SAM throughout"], "test_acc", ())[()],
+                        sgd_best)
+best_epochs = [r.best()["epoch"] + 1 for r in sgd_runs]
+print(f"SGD stopped at its best validation epoch (epochs {best_epochs}):"
+      f" test acc {sgd_best[0]:.3f} ± {sgd_best[1]:.3f}; SAM throughout is {diff:+.3f} "
+      f"({sigmas:+.1f} σ) from it")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-for name in arm_runs:
-    for ax, stats in zip(axes, (acc, lam)):
-        mean, std, _ = stats[key[name]]
-        ax.errorbar(cost[name], mean, yerr=std, fmt="o", capsize=4, label=name)
+summary = plot.arms_summary(arm_runs, baseline="never (SGD)")
+arms_figure, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
+for name, row in summary.items():
+    for ax, metric in zip(axes, ("test_acc", "lambda_max")):
+        mean, std, _ = row["stats"][metric]
+        ax.errorbar(row["passes"], mean, yerr=std, fmt="o", capsize=4, label=name)
 axes[0].set(xlabel="cost: forward-backward passes / SGD's", ylabel="test accuracy")
 axes[1].set(xlabel="cost: forward-backward passes / SGD's", ylabel="λ_max (eval mode)")
 plot.outside_legend(axes[1])
-plt.tight_layout()
 plt.show()
-arms_figure = fig
 
 # %% [markdown]
 # What the runs show (full mode), beside the paper's claim, "late SAM reaches nearly the
@@ -322,7 +298,7 @@ arms_figure = fig
 #   flattening.** Switched on at `E/2`: 0.852 ± 0.020 (53 % of the gain, 2.5 σ above SGD),
 #   70 % of the flattening; at `3E/4` and `7E/8`: about a third of the gain (39 % and 35 %;
 #   1.9 and 1.7 σ), 59 % and 51 % of the flattening. "Nearly as good" does not hold here: by the
-#   switch SGD's test accuracy is long past its peak (its best epochs, printed below, are
+#   switch SGD's test accuracy is long past its peak (its best epochs, printed above, are
 #   among the first 14): it has been fitting the wrong labels, and the epochs left, at a
 #   tenth of the learning rate, undo only part of that (the toy's slow second phase).
 # - **Fair to SGD.** Stopped at its best validation epoch (one of the first 14), SGD
@@ -330,9 +306,10 @@ arms_figure = fig
 #   On noisy labels early stopping is the cheap competitor late SAM has to beat, and here
 #   it does not.
 # - **Cost.** In forward-backward passes late SAM costs what the table says (1.133× SGD
-#   at `7E/8`, 1.5× at `E/2`, against SAM's 2×). In wall time the ratios differ (SAM
-#   throughout 1.82×, the late arms 1.07× to 1.37×, a little under their passes): on a
-#   network this small the fixed costs of a step are not proportional to its gradients.
+#   at `7E/8`, 1.5× at `E/2`, against SAM's 2×). In wall time the ratios are lower and
+#   move from run to run (this one: SAM throughout 1.62×, the late arms 1.07× to 1.30×):
+#   on a network this small the fixed costs of a step are not proportional to its
+#   gradients.
 #   Notebook 05 prints the same two columns for ResNet-20.
 
 # %% [markdown]
@@ -348,25 +325,14 @@ window = 10 if QUICK else 50
 phase_cfg = dataclasses.replace(base, name="04_phases", switch_epoch=3 * E // 4,
                                 switch_log_steps=window, switch_log_sharpness_every=window // 5)
 (phase_run,) = sweep(phase_cfg, {"seed": [0]})
-after = [r for r in phase_run.records if r["kind"] == "switch_step"]
-ks = np.array([r["k"] for r in after])
-distance = np.array([r["distance"] for r in after])
-lam_k = [(r["k"], r["lambda_max"]) for r in after if "lambda_max" in r]
+after = {r["k"]: r for r in phase_run.records if r["kind"] == "switch_step"}
 print("distance ‖w − w_switch‖ after k SAM steps:",
-      ", ".join(f"k={k}: {distance[k]:.3f}" for k in (1, 2, 5, window // 2, window)))
-print("λ_max after k SAM steps:", ", ".join(f"k={k}: {v:.2f}" for k, v in lam_k))
+      ", ".join(f"k={k}: {after[k]['distance']:.3f}" for k in (1, 2, 5, window // 2, window)))
+print("λ_max after k SAM steps:",
+      ", ".join(f"k={k}: {r['lambda_max']:.2f}" for k, r in after.items() if "lambda_max" in r))
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
-axes[0].semilogy(ks[1:], distance[1:], "o-", ms=3, color=plot.method_color("sam"))
-axes[0].set(xlabel="SAM steps after the switch", ylabel="‖w − w_switch‖", title="distance")
-axes[1].plot(ks[1:], [r["loss"] for r in after[1:]], "o-", ms=3, color=plot.method_color("sam"))
-axes[1].set(xlabel="SAM steps after the switch", ylabel="mini-batch loss", title="loss")
-axes[2].plot(*zip(*lam_k), "o-", color=plot.method_color("sam"))
-axes[2].set(xlabel="SAM steps after the switch", ylabel="λ_max (eval mode)", title="sharpness")
-plt.tight_layout()
-plt.show()
-network_phases_figure = fig
+network_phases_figure = plot.after_switch(phase_run)
 
 # %% [markdown]
 # Here the network does not follow the toy's script (full mode, seed 0): the distance from
@@ -389,37 +355,20 @@ network_phases_figure = fig
 # ridge between the two solutions.
 
 # %%
-from samlab.train import sharpness_batches
-
 sgd_run = arm_runs["never (SGD)"][0]
 sgd_model, data = load_model(sgd_run)
-late_model, _ = load_model(arm_runs["at 3E/4"][0])
-full_model, _ = load_model(arm_runs["SAM throughout"][0])
 train_batches = sharpness_batches(sgd_run.config, data)  # the 1,000 images of λ_max
-alphas = np.linspace(-0.25, 1.25, 25)
-lines = {name: landscape.interpolate(sgd_model, other, train_batches, alphas)
-         for name, other in (("SGD → late SAM (3E/4)", late_model),
-                             ("SGD → SAM throughout", full_model))}
-for (name, line), other in zip(lines.items(), (late_model, full_model)):
-    print(f"{name}: ‖w_b − w_SGD‖ = {landscape.distance(sgd_model, other):.2f}, loss at the "
-          f"ends {line.losses[alphas == 0][0]:.4f} and {line.losses[alphas == 1][0]:.4f}, "
+alphas, lines = np.linspace(-0.25, 1.25, 25), {}
+for name, arm in (("late SAM (3E/4)", "at 3E/4"), ("SAM throughout", "SAM throughout")):
+    other, _ = load_model(arm_runs[arm][0])
+    line = lines[f"SGD → {name}"] = landscape.interpolate(sgd_model, other, train_batches, alphas)
+    print(f"SGD → {name}: ‖w_b − w_SGD‖ = {landscape.distance(sgd_model, other):.2f}, loss at "
+          f"the ends {line.losses[alphas == 0][0]:.4f} and {line.losses[alphas == 1][0]:.4f}, "
           f"barrier {line.barrier:.4f}")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
-for name, line in lines.items():
-    axes[0].plot(line.alphas, line.losses, "o-", ms=3, label=name)
-    axes[1].plot(line.alphas, line.accuracies, "o-", ms=3, label=name)
-for ax in axes:
-    ax.axvline(0, color="grey", lw=0.8)
-    ax.axvline(1, color="grey", lw=0.8)
-axes[0].set(xlabel="α  (0: SGD, 1: the SAM solution)", ylabel="training loss (1,000 images)",
-            yscale="log")
-axes[1].set(xlabel="α", ylabel="training accuracy")
-plot.outside_legend(axes[1])
-plt.tight_layout()
-plt.show()
-valley_figure = fig
+valley_figure = plot.interpolation(lines, xlabel="α  (0: SGD, 1: the SAM solution)",
+                                   ylabel="training loss (1,000 images)")
 
 # %% [markdown]
 # In the paper's terms (full mode, seed 0; the training loss is on the noisy labels the
@@ -440,8 +389,8 @@ valley_figure = fig
 reset_runs = sweep(dataclasses.replace(base, name="04_arm_reset", switch_epoch=3 * E // 4,
                                        reset_on_switch=True), {"seed": seeds})
 for name, runs in (("momentum carried", arm_runs["at 3E/4"]), ("momentum reset", reset_runs)):
-    (a, da, _), = plot.sweep_stats(runs, "test_acc", ()).values()
-    (lm, dl, _), = plot.sweep_stats(runs, "lambda_max", ()).values()
+    (a, da, _), (lm, dl, _) = (plot.sweep_stats(runs, m, ())[()]
+                               for m in ("test_acc", "lambda_max"))
     print(f"{name:>16}: test acc {a:.4f} ± {da:.4f}, λ_max {lm:.3f} ± {dl:.3f}")
 sam_steps = reset_runs[0].last["step"] * (E - 3 * E // 4) // E  # the epochs after the switch
 print(f"SAM steps after the switch at 3E/4: {sam_steps}")
@@ -521,25 +470,19 @@ check_late_sam_cost(late_sam_cost)
 # on samlab's subset):
 
 # %%
-from samlab import sharpness
+cnn = dataclasses.replace(base, name="04_cnn_sgd", model="small_cnn", method="sgd")
+(cnn_run,) = sweep(cnn, {"seed": [0]})  # the same SGD run, with a BatchNorm network
 
-zhou = TrainConfig.from_protocol("zhou2025", dataset="digits", model="mlp",
-                                 sharpness_subset=1000)  # digits has 1,257 training images
-# For contrast, the same SGD run with a BatchNorm network: a small CNN.
-(cnn_run,) = sweep(dataclasses.replace(base, name="04_cnn_sgd", model="small_cnn",
-                                       method="sgd"), {"seed": [0]})
-protocols = {"samlab: eval mode, seeded random 1,000": (sgd_run.config, "eval"),
-             "train mode, the same subset": (sgd_run.config, "train"),
-             "zhou2025: train mode, first 1,000, batches of 128": (zhou, zhou.sharpness_bn_mode)}
+# %%
+train_mode = dataclasses.replace(sgd_run.config, sharpness_bn_mode="train")
+zhou = TrainConfig.from_protocol("zhou2025", sharpness_subset=1000)  # digits: 1,257 images
+protocols = {"samlab: eval mode, seeded random 1,000": sgd_run.config,
+             "train mode, the same subset": train_mode,
+             "zhou2025: train mode, first 1,000, batches of 128": zhou}
 print(f"{'λ_max of the SGD solution':>50} {'MLP':>8} {'CNN (BN)':>9}")
-for name, (cfg, mode) in protocols.items():
-    row = []
-    for run in (sgd_run, cnn_run):
-        model, run_data = load_model(run)
-        batches = sharpness_batches(cfg, run_data)
-        row.append(sharpness.top_eigenvalues(model, torch.nn.CrossEntropyLoss(), batches, k=2,
-                                             bn_mode=mode, seed=0).lambda_max)
-    print(f"{name:>50} {row[0]:8.3f} {row[1]:9.3f}")
+for name, cfg in protocols.items():
+    print(f"{name:>50} {lambda_max(sgd_run, measured_as=cfg):8.3f} "
+          f"{lambda_max(cnn_run, measured_as=cfg):9.3f}")
 print(f"{'recorded by the trainer (samlab protocol)':>50} {sgd_run.final('lambda_max'):8.3f} "
       f"{cnn_run.final('lambda_max'):9.3f}")
 
@@ -560,6 +503,8 @@ print(f"{'recorded by the trainer (samlab protocol)':>50} {sgd_run.final('lambda
 # The figures of sections 2–6 as PNGs in `notebooks/figures/`, at least 1600 pixels wide.
 
 # %%
+from pathlib import Path
+
 out = Path("figures")
 out.mkdir(exist_ok=True)
 playground.static_figure()  # the playground's current state, with its two phases

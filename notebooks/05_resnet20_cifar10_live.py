@@ -40,44 +40,29 @@
 # end of section 3.
 
 # %%
+import subprocess
 import sys
 
 REPOSITORY = "https://github.com/samlab-dev/samlab"  # see the README: not published yet
-if "google.colab" in sys.modules:  # on Colab: install samlab, enable widgets, look for a GPU
-    import subprocess
-
+if "google.colab" in sys.modules:  # on Colab: install samlab, turn widgets on, look for a GPU
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                           f"samlab @ git+{REPOSITORY}"], capture_output=True, text=True)
     if pip.returncode:
         why = (pip.stderr.strip().splitlines() or ["pip failed"])[-1]
         raise SystemExit(f"could not install samlab from {REPOSITORY}: {why}")
-    from google.colab import output
-
-    output.enable_custom_widget_manager()
-    import torch
-
-    if not torch.cuda.is_available():
-        print("No GPU: choose Runtime → Change runtime type → T4 GPU, then run again. "
-              "Until then this notebook runs in quick mode.")
+    from samlab import colab
+    colab.setup(gpu=True)
 
 # %%
-import dataclasses
-import os
-from pathlib import Path
-
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 import samlab
 from samlab import landscape, plot
-from samlab.cli import train_command
-from samlab.data import find_cifar10_jpeg
-from samlab.train import TrainConfig, load_model, sharpness_batches
+from samlab.train import TrainConfig, arm_configs, load_model, sharpness_batches, sweep
 from samlab.widgets import LiveDashboard
 
-# The size: quick when SAMLAB_QUICK=1 (CI) or without a GPU; lab with one. Write
-# SIZE = "paper" (or "lab", "quick") here to choose by hand.
+# Quick with SAMLAB_QUICK=1 (CI) or without a GPU, lab with one; or write SIZE = "paper".
 SIZE = "quick" if samlab.quick_mode() or not torch.cuda.is_available() else "lab"
 print(f"samlab {samlab.__version__}; size: {SIZE}; device: "
       f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU'}")
@@ -97,28 +82,32 @@ print(f"samlab {samlab.__version__}; size: {SIZE}; device: "
 # (then the accuracies mean nothing; the point is that every cell runs).
 
 # %%
-RECIPES = {  # epochs, training and test images, λ_max every k epochs and on how many, seeds
-    "quick": dict(epochs=2, n_train=512, n_test=500, sharpness_every=2, sharpness_subset=64,
-                  seeds=[0]),
-    "lab": dict(epochs=12, n_train=None, n_test=None, sharpness_every=3,
-                sharpness_subset=5000, seeds=[0]),
-    "paper": dict(epochs=200, n_train=None, n_test=None, sharpness_every=10,
-                  sharpness_subset=5000, seeds=[0, 1, 2]),
-}
-recipe = dict(RECIPES[SIZE], epochs=samlab.epochs_override(RECIPES[SIZE]["epochs"]))
+import os
+
+from samlab.data import find_cifar10_jpeg
+
 if SIZE == "quick":
     dataset = "cifar10-jpeg" if find_cifar10_jpeg() else "random"
 else:  # without network: write "cifar10-jpeg" here, or set SAMLAB_DATASET=cifar10-jpeg
     dataset = os.environ.get("SAMLAB_DATASET", "cifar10")
-base = TrainConfig(name="r20", model="resnet20", dataset=dataset, method="sgd", lr=0.1,
-                   momentum=0.9, weight_decay=5e-4, batch_size=128, schedule="cosine",
-                   epochs=recipe["epochs"], n_train=recipe["n_train"],
-                   n_val=500 if SIZE == "quick" else None, n_test=recipe["n_test"],
-                   sharpness_every=recipe["sharpness_every"],
-                   sharpness_subset=recipe["sharpness_subset"],
-                   sharpness_k=1 if SIZE == "quick" else 2, runs_dir=f"runs/05_{SIZE}")
-print(f"data: {dataset}; {recipe['epochs']} epoch(s); "
-      f"training images: {recipe['n_train'] or 'the whole training split'}")
+
+# %% [markdown]
+# What each size changes: epochs, images, and how often and on how many images `λ_max` is
+# measured (otherwise on 5,000 training images, the top two eigenvalues).
+
+# %%
+SIZES = {
+    "quick": dict(epochs=2, n_train=512, n_val=500, n_test=500, sharpness_every=2,
+                  sharpness_subset=64, sharpness_k=1),
+    "lab": dict(epochs=12, sharpness_every=3),
+    "paper": dict(epochs=200, sharpness_every=10),
+}
+size = dict(SIZES[SIZE], epochs=samlab.epochs_override(SIZES[SIZE]["epochs"]))
+recipe = dict(name="r20", model="resnet20", method="sgd", lr=0.1, momentum=0.9,
+              weight_decay=5e-4, batch_size=128, schedule="cosine")
+base = TrainConfig(**recipe, dataset=dataset, runs_dir=f"runs/05_{SIZE}", **size)
+print(f"data: {dataset}; {base.epochs} epoch(s); "
+      f"training images: {base.n_train or 'the whole training split'}")
 
 # %% [markdown]
 # The arms, same schedule and seed: SGD; SAM (`ρ = 0.05`, Foret et al.'s value for
@@ -139,8 +128,7 @@ arms = {"SGD": dict(method="sgd"),
         "SAM": dict(method="sam", rho=0.05),
         "late SAM": dict(method="sam", rho=0.05, switch_epoch=E - max(1, E // 8)),
         "SSAM": dict(method="ssam", rho=0.1)}
-configs = {name: dataclasses.replace(base, name=f"r20-{name.lower().replace(' ', '-')}",
-                                     **change) for name, change in arms.items()}
+configs = arm_configs(base, arms)
 for name, cfg in configs.items():
     print(f"{name:>9}: {plot.run_label(cfg)}")
 
@@ -155,17 +143,15 @@ for name, cfg in configs.items():
 # %%
 from IPython.display import display
 
-from samlab.train.sweep import sweep
-
 results = {}
 for name, cfg in configs.items():
     dash = LiveDashboard(title=f"{name}: {plot.run_label(cfg)}")
     display(dash)
-    (results[name],) = sweep(cfg, {"seed": recipe["seeds"][:1]}, callbacks=[dash])
-    dash.update(results[name].records)  # a run read back from runs/ draws here too
-    print(f"{name}: {results[name].status}, test accuracy {results[name].final('test_acc'):.3f}"
-          f" after {results[name].epochs_done} epoch(s), {results[name].train_time:.0f} s "
-          "of training")
+    (run,) = sweep(cfg, {"seed": [0]}, callbacks=[dash])
+    results[name] = run
+    dash.update(run.records)  # a run read back from runs/ draws here too
+    print(f"{name}: {run.status}, test accuracy {run.final('test_acc'):.3f} after "
+          f"{run.epochs_done} epoch(s), {run.train_time:.0f} s of training")
 
 # %% [markdown]
 # ## 3 · λ_max against the stability edge
@@ -259,23 +245,18 @@ check_momentum_edge(momentum_edge)
 # references; only the paper size compares with the papers.
 
 # %%
-sgd_time = results["SGD"].train_time
-print(f"{'arm':>9} {'test acc':>9} {'λ_max':>8} {'passes (x SGD)':>15} {'time (x SGD)':>13}")
-for name, run in results.items():
-    print(f"{name:>9} {run.final('test_acc'):9.4f} {run.final('lambda_max'):8.2f} "
-          f"{run.passes / results['SGD'].passes:15.3f} {run.train_time / sgd_time:13.3f}")
+print(plot.arms_table({name: [run] for name, run in results.items()}, baseline="SGD"))
 print(f"reference: ResNet-20 with SGD, He et al. 2016: 0.9125 (data here: "
       f"{results['SGD'].last.get('dataset', dataset)})")
 ssam_eps = results["SSAM"].config.rho * results["SSAM"].final("grad_norm_mean")
 print(f"SSAM's perturbation in its last epoch: ρ·mean‖g‖ = {ssam_eps:.4f} (SAM's: 0.05)")
 n_images = results["SGD"].last["step"] // E * base.batch_size  # what an epoch went through
-if SIZE == "quick":
-    print(f"quick size, {E} epoch(s) on {n_images} images: accuracies near chance (0.10) and "
-          "the λ_max of networks that have barely trained. These rows show that every arm "
-          "runs, not how the arms compare; nothing here can be set beside the reference.")
-elif SIZE == "lab":
-    print(f"lab size, {E} epoch(s) on {n_images} images: accuracies below the 200-epoch "
-          "references; the arms' sharpness and costs are this size's, not the papers'.")
+print(f"{SIZE} size, {E} epoch(s) on {n_images} images: " + {
+    "quick": "accuracies near chance (0.10), networks that have barely trained: the rows show "
+             "that every arm runs, not how the arms compare, nor anything to set beside the "
+             "reference.",
+    "lab": "accuracies below the 200-epoch references; sharpness and costs are this size's.",
+    "paper": "the papers' size."}[SIZE])
 
 # %% [markdown]
 # ## 5 · The same valley
@@ -287,21 +268,21 @@ elif SIZE == "lab":
 # answer: one valley or two is a question for a lab- or paper-size run.
 
 # %%
+import numpy as np
+
 device = "cuda" if torch.cuda.is_available() else "cpu"
 sgd_model, data = load_model(results["SGD"], device=device)
 batches = sharpness_batches(results["SGD"].config, data, device)[:8]  # ≤ 1,024 images
-alphas = np.linspace(-0.25, 1.25, 7 if SIZE == "quick" else 13)  # 0 and 1 among them
-fig, ax = plt.subplots(figsize=(7, 3.6))
+alphas, lines = np.linspace(-0.25, 1.25, 7 if SIZE == "quick" else 13), {}  # 0, 1 among them
 for name in ("late SAM", "SAM"):
     other, _ = load_model(results[name], device=device, data=data)
-    line = landscape.interpolate(sgd_model, other, batches, alphas)
-    ax.plot(line.alphas, line.losses, "o-", label=f"SGD → {name}")
+    line = lines[f"SGD → {name}"] = landscape.interpolate(sgd_model, other, batches, alphas)
     print(f"SGD → {name}: distance {landscape.distance(sgd_model, other):.2f}, "
           f"barrier {line.barrier:.4f}")
-ax.set(xlabel="α (0: SGD, 1: the other solution)", ylabel="training loss", yscale="log")
-plot.outside_legend(ax)
-plt.show()
-valley_figure = fig
+
+# %%
+valley_figure = plot.interpolation(lines, accuracy=False,
+                                   xlabel="α (0: SGD, 1: the other solution)")
 
 # %% [markdown]
 # ## 6 · The paper-size runs
@@ -311,19 +292,17 @@ valley_figure = fig
 # to spread them over GPUs, or use `torchrun` for one run on several):
 
 # %%
-# The paper's recipe whatever size this notebook runs at: canonical CIFAR-10 (write
-# "cifar10-jpeg" on a machine without network) and the top-2 eigenvalues.
-paper = dataclasses.replace(base, dataset="cifar10", epochs=200, n_train=None, n_val=None,
-                            n_test=None, sharpness_every=10, sharpness_subset=5000,
-                            sharpness_k=2, runs_dir="runs/05_paper")
-commands = []
-for name, change in arms.items():
-    change = dict(change, switch_epoch=175) if name == "late SAM" else change
-    for seed in RECIPES["paper"]["seeds"]:
-        cfg = dataclasses.replace(paper, name=f"r20-{name.lower().replace(' ', '-')}-s{seed}",
-                                  seed=seed, **change)
-        commands.append(cfg)
-        print(train_command(cfg))
+import dataclasses
+
+from samlab.cli import train_command
+
+# The paper size whatever size this notebook runs at, on canonical CIFAR-10 (write
+# "cifar10-jpeg" on a machine without network); late SAM for the last 25 epochs.
+paper = TrainConfig(**recipe, dataset="cifar10", runs_dir="runs/05_paper", **SIZES["paper"])
+paper_arms = {**arms, "late SAM": {**arms["late SAM"], "switch_epoch": 175}}
+commands = [dataclasses.replace(cfg, name=f"{cfg.name}-s{seed}", seed=seed)
+            for cfg in arm_configs(paper, paper_arms).values() for seed in (0, 1, 2)]
+print("\n".join(train_command(cfg) for cfg in commands))
 print("\non several GPUs, one run:\n" + train_command(commands[1], nproc=4))
 
 # %% [markdown]
@@ -344,6 +323,8 @@ if existing:
 # ## 7 · Figures for handouts
 
 # %%
+from pathlib import Path
+
 out = Path("figures")
 out.mkdir(exist_ok=True)
 saved = [plot.save_figure(edges_figure, out / "05_sharpness_and_edges.png"),
