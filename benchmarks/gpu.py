@@ -398,7 +398,7 @@ def part_notebook(size: Size, emit: Callable[[Row], None], work: Path) -> None:
     notebook = notebook_runner.load(copy)
     notebook.cells.append(nbformat.v4.new_code_cell(
         "import json as _json\nprint('SAMLAB_RECIPE', _json.dumps({'size': SIZE, "
-        "'recipe': SIZES[SIZE], 'arms': list(arms)}))"))
+        "'recipe': SIZES[SIZE], 'runs': {n: c.name for n, c in configs.items()}}))"))
     # This process exists for this part alone: the kernel inherits what is set here.
     os.environ.update(env, SAMLAB_EPOCHS="1")
     if size is SIZES["gpu"] and dataset != "cifar10":
@@ -411,7 +411,7 @@ def part_notebook(size: Size, emit: Callable[[Row], None], work: Path) -> None:
         raise RuntimeError("the notebook's recipe was not printed")
     told = json.loads(found.group(1))
     recipe, nb_size = told["recipe"], told["size"]
-    slug = {f"r20-{name.lower().replace(' ', '-')}": name for name in told["arms"]}
+    slug = {run: name for name, run in told["runs"].items()}  # run directory -> arm
     arms, ran = {}, {}  # the notebook's arm name -> its first epoch record; epochs run
     for config in sorted(work.glob(f"runs/05_{nb_size}/*/*/config.json")):
         epochs = _epochs(config.parent)

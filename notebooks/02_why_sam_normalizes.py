@@ -57,8 +57,7 @@ import numpy as np
 import samlab
 from samlab import plot, toy
 from samlab.toy import theory
-from samlab.train import TrainConfig
-from samlab.train.sweep import sweep
+from samlab.train import TrainConfig, sweep
 from samlab.widgets import Playground, phase_diagram_figure
 
 # Quick mode: smaller grids and a shorter sweep, same experiments (seconds instead of

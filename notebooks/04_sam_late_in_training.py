@@ -256,6 +256,7 @@ arms = {"SAM throughout": dict(switch_epoch=None), "switch at E/2": dict(switch_
         "at 3E/4": dict(switch_epoch=3 * E // 4), "at 7E/8": dict(switch_epoch=7 * E // 8),
         "never (SGD)": dict(method="sgd")}
 arm_runs = {name: sweep(cfg, {"seed": seeds}) for name, cfg in arm_configs(base, arms).items()}
+print(f"40% noisy labels, E = {E} epochs")
 print(plot.arms_table(arm_runs, baseline="never (SGD)", target="SAM throughout"))
 
 # %% [markdown]

@@ -245,16 +245,15 @@ check_momentum_edge(momentum_edge)
 # references; only the paper size compares with the papers.
 
 # %%
-print(plot.arms_table({name: [run] for name, run in results.items()}, baseline="SGD"))
+print(plot.arms_table({name: [run] for name, run in results.items()}, baseline="SGD",
+                      decimals={"test_acc": 4}))  # four, beside the reference's 0.9125
 print(f"reference: ResNet-20 with SGD, He et al. 2016: 0.9125 (data here: "
       f"{results['SGD'].last.get('dataset', dataset)})")
 ssam_eps = results["SSAM"].config.rho * results["SSAM"].final("grad_norm_mean")
 print(f"SSAM's perturbation in its last epoch: ρ·mean‖g‖ = {ssam_eps:.4f} (SAM's: 0.05)")
 n_images = results["SGD"].last["step"] // E * base.batch_size  # what an epoch went through
 print(f"{SIZE} size, {E} epoch(s) on {n_images} images: " + {
-    "quick": "accuracies near chance (0.10), networks that have barely trained: the rows show "
-             "that every arm runs, not how the arms compare, nor anything to set beside the "
-             "reference.",
+    "quick": "accuracies near chance (0.10): the rows show that every arm runs, no more.",
     "lab": "accuracies below the 200-epoch references; sharpness and costs are this size's.",
     "paper": "the papers' size."}[SIZE])
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 def setup(*, gpu: bool = False) -> None:
     """Turn on Colab's widget manager (the playgrounds and dashboards are ipywidgets); with
     ``gpu``, say how to get one when the runtime has none."""
-    from google.colab import output  # only importable on Colab
-
+    try:
+        from google.colab import output
+    except ImportError:
+        raise RuntimeError("samlab.colab.setup() is for Colab: google.colab cannot be "
+                           "imported here") from None
     output.enable_custom_widget_manager()
     if gpu:
         import torch

@@ -3,6 +3,7 @@ plot.arms_table set them against a baseline, by hand-computed statistics on made
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -27,9 +28,13 @@ def test_each_arm_is_the_base_with_its_changes_named_after_it():
     assert configs["SAM throughout"].to_dict() == {**BASE.to_dict(), "name": "exp-sam-throughout"}
 
 
-def test_arms_whose_names_collide_are_refused():
+def test_arms_whose_names_collide_or_name_no_directory_are_refused():
     with pytest.raises(ValueError, match="arms must have names that differ"):
         arm_configs(BASE, {"late SAM": {}, "late-SAM": {"rho": 0.1}})
+    with pytest.raises(ValueError, match="arm 'ρ → ∞' needs an ASCII letter or digit"):
+        arm_configs(BASE, {"ρ → ∞": {"rho": 9.0}})
+    assert arm_configs(BASE, {"λ small, ρ = 0.1": {}})["λ small, ρ = 0.1"].name == (
+        "exp-small-0-1")
 
 
 def test_an_arm_that_changes_what_is_no_config_field_is_refused_naming_it():
@@ -85,7 +90,7 @@ def test_the_table_prints_a_row_per_arm_with_what_its_columns_mean():
     text = plot.arms_table(ARMS, baseline="SGD", target="SAM")
     title, head, *rows = text.splitlines()
     rows, notes = rows[:3], rows[3:]
-    assert title == "final epoch, 2 seed(s), mean ± std"
+    assert title == "final epoch, 2 seed(s) per arm, mean ± std"
     assert notes[1] == "share: (arm − SGD) / (SAM − SGD)"
     assert head.split() == ["arm", "test", "acc", "σ", "share", "λ_max", "share", "passes",
                             "time"]
@@ -95,6 +100,27 @@ def test_the_table_prints_a_row_per_arm_with_what_its_columns_mean():
     single = plot.arms_table({k: v[:1] for k, v in ARMS.items()}, baseline="SGD")
     assert "±" not in single and "σ" not in single
     assert rows[0].split()[5] == "0%"  # SGD's share of the flattening: no "-0%"
+    assert "0.7200 ± 0.0283" in plot.arms_table(ARMS, baseline="SGD", decimals={"test_acc": 4})
+
+
+def test_arms_of_different_seed_counts_say_so():
+    mixed = {"SGD": ARMS["SGD"], "SAM": ARMS["SAM"][:1]}
+    assert plot.arms_table(mixed, baseline="SGD").splitlines()[0] == (
+        "final epoch, 1–2 seed(s) per arm, mean ± std")
+
+
+def test_a_ratio_with_nothing_to_divide_by_is_nan_not_an_error():
+    idle = [run("sgd", 0, 0.7, 8.0, steps=0, seconds=0.0)]
+    rows = plot.arms_summary({"SGD": idle, "SAM": ARMS["SAM"]}, baseline="SGD")
+    assert math.isnan(rows["SAM"]["passes"]) and math.isnan(rows["SAM"]["time"])
+
+
+def test_an_arm_without_runs_or_a_target_that_is_the_baseline_is_refused():
+    with pytest.raises(ValueError, match="arm 'SAM' has no runs"):
+        plot.arms_table({"SGD": ARMS["SGD"], "SAM": []}, baseline="SGD")
+    with pytest.raises(ValueError, match="target must be another arm than the baseline, "
+                                         "got 'SGD' for both"):
+        plot.arms_table(ARMS, baseline="SGD", target="SGD")
 
 
 @pytest.mark.parametrize("name", ["baseline", "target"])
@@ -114,7 +140,8 @@ class Line:
 def test_the_interpolation_figure_draws_each_lines_losses_and_accuracies():
     lines = {"a → b": Line([3, 1, 2, 1.5, 4], [0.2, 0.9, 0.5, 0.8, 0.1]),
              "a → c": Line([2, 1, 1.1, 1.2, 2], [0.4, 0.9, 0.9, 0.9, 0.5])}
-    fig = plot.interpolation(lines, ylabel="training loss (64 images)")
+    fig = plot.interpolation(lines, ylabel="training loss (64 images)",
+                             accuracy_label="training accuracy (64 images)")
     loss_ax, acc_ax = fig.axes
     drawn = [ln for ln in loss_ax.get_lines() if ln.get_label() in lines]
     assert [ln.get_label() for ln in drawn] == list(lines)
@@ -137,6 +164,11 @@ def test_after_switch_draws_the_switch_records_and_names_a_run_without_them():
     assert list(distance.get_ydata()) == pytest.approx([0.01, 0.02, 0.03, 0.04])
     assert list(loss.get_ydata()) == pytest.approx([0.9, 0.8, 0.7, 0.6])
     assert list(lam.get_xdata()) == [0, 2, 4] and list(lam.get_ydata()) == [5.0, 3.0, 1.0]
+    assert fig.axes[2].get_ylabel() == "λ_max (eval mode)"
+    train_mode = dataclasses.replace(config, sharpness_bn_mode="train")
+    fig = plot.after_switch(RunResult("completed", 1, Path("."), records=records,
+                                      config=train_mode))
+    assert fig.axes[2].get_ylabel() == "λ_max (train mode)"
     with pytest.raises(ValueError, match="run 'late' has no switch_step records"):
         plot.after_switch(RunResult("completed", 1, Path("."), records=records[:1],
                                     config=config))

@@ -41,8 +41,8 @@ def test_with_gpu_it_says_how_to_get_one_only_when_there_is_none(fake_colab, cap
     assert ("Change runtime type" in printed) is not cuda
 
 
-def test_off_colab_it_says_it_needs_colab():
-    if "google.colab" in sys.modules:
-        pytest.skip("running on Colab")
-    with pytest.raises(ImportError):
+def test_off_colab_it_says_it_is_for_colab(monkeypatch):
+    monkeypatch.setitem(sys.modules, "google.colab", None)  # what import finds off Colab
+    with pytest.raises(RuntimeError, match=r"samlab.colab.setup\(\) is for Colab: "
+                                           "google.colab cannot be imported here"):
         colab.setup()

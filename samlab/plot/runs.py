@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from ..methods import color as method_color
 from ..methods import get_method
 from ..methods import label as method_label
 from .common import outside_legend
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # -- training runs ---------------------------------------------------------------------------
 
@@ -106,7 +110,7 @@ def plot_run(run_dirs, *, labels: list[str] | None = None, axes=None):
     return axes[0].figure
 
 
-def after_switch(run):
+def after_switch(run) -> Figure:
     """The first SAM steps after a late switch, from a run's ``switch_step`` records
     (``TrainConfig.switch_log_steps``, docs/training.md): the distance ``‖w − w_switch‖``,
     the mini-batch loss, and ``λ_max`` where it was measured, against the steps."""
@@ -123,8 +127,9 @@ def after_switch(run):
                                  (axes[1], "loss", after, "loss"),
                                  (axes[2], "lambda_max", measured, "sharpness")):
         ax.plot([r["k"] for r in rows], [r[key] for r in rows], "o-", ms=3, color=color)
-        ax.set(xlabel=xlabel, title=title, ylabel={"distance": "‖w − w_switch‖",
-               "loss": "mini-batch loss", "lambda_max": "λ_max (eval mode)"}[key])
+        ax.set(xlabel=xlabel, title=title, ylabel={
+            "distance": "‖w − w_switch‖", "loss": "mini-batch loss",
+            "lambda_max": f"λ_max ({run.config.sharpness_bn_mode} mode)"}[key])
     axes[0].set_yscale("log")
     fig.tight_layout()
     return fig

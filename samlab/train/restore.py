@@ -35,11 +35,11 @@ def load_model(run: str | Path | RunResult, *, device: str | torch.device = "cpu
 
 def lambda_max(run: str | Path | RunResult, *, measured_as: TrainConfig | None = None,
                device: str | torch.device = "cpu") -> float:
-    """The top Hessian eigenvalue of ``run``'s last weights, measured as ``measured_as``
-    measures (its subset, order and batches, BatchNorm mode, ``k`` and seed;
-    docs/sharpness.md): by default the run's own config, which gives the value the trainer
-    recorded for that epoch. ``TrainConfig.from_protocol("zhou2025")`` measures as those
-    authors do."""
+    """The top Hessian eigenvalue of ``run``'s last weights on ``device``, measured as
+    ``measured_as`` measures (its subset, order and batches, BatchNorm mode, ``k`` and seed;
+    docs/training.md#sweeps): by default as the run did, which reproduces the value the
+    trainer recorded when it measured on the CPU without compiled products.
+    ``TrainConfig.from_protocol("zhou2025")`` measures as those authors do."""
     model, data = load_model(run, device=device)
     config = measured_as or RunDir(_path(run)).read_config()
     batches = sharpness_batches(config, data, device)

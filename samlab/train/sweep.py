@@ -44,8 +44,12 @@ def arm_configs(base: TrainConfig, arms: dict[str, dict[str, Any]]) -> dict[str,
     """One config per arm of an experiment: ``base`` with the arm's changes, named
     ``<base.name>-<arm>`` (lower case, spaces and brackets as dashes), e.g. ``{"SGD":
     {"method": "sgd"}, "late SAM": {"method": "sam", "switch_epoch": 150}}``."""
-    slug = {name: "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
-            for name in arms}
+    slug = {name: "-".join("".join(c if c.isascii() and c.isalnum() else " "
+                                   for c in name.lower()).split()) for name in arms}
+    for name, s in slug.items():
+        if not s:
+            raise ValueError(f"arm {name!r} needs an ASCII letter or digit in its name: it "
+                             "names the arm's run directory")
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"name", "runs_dir"}
     for name, change in arms.items():
         unknown = sorted(set(change) - known)
