@@ -93,7 +93,9 @@ else:  # without network: write "cifar10-jpeg" here, or set SAMLAB_DATASET=cifar
 
 # %% [markdown]
 # What each size changes: epochs, images, and how often and on how many images `λ_max` is
-# measured (otherwise on 5,000 training images, the top two eigenvalues).
+# measured (otherwise on 5,000 training images, the top two eigenvalues). The `recipe` is
+# the same at every size: the SAM-family papers' CIFAR-10 settings
+# (docs/training.md#the-cifar-10-recipe).
 
 # %%
 SIZES = {
