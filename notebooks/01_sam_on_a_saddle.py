@@ -48,8 +48,6 @@ if "google.colab" in sys.modules:  # on Colab: install samlab, then turn its wid
     colab.setup()
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -120,12 +118,10 @@ for rho in (1.0, 3.0):
         ends.append(f"{m} {runs.outcome[i]} (y = {runs.positions[k, i, 1]:.3g} at step {k})")
     print(f"ρ = {rho}:", ", ".join(ends))
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
+escape_figure, axes = plt.subplots(1, 2, figsize=(12, 4.3), layout="constrained")
 for ax, rho in zip(axes, (1.0, 3.0)):
     plot.trajectories(toy.run(saddle, ["gd", "sam", "usam"], lr, rho, x0, 400), ax)
-plt.tight_layout()
 plt.show()
-escape_figure = fig
 
 # %% [markdown]
 # Read the printout: at `ρ = 3` both SAM and USAM stay at the saddle while GD leaves. At
@@ -281,12 +277,12 @@ usam_diverged = (diagrams["usam"].outcome == "diverged") & ~below
 ssam_there = diagrams["ssam"].outcome[usam_diverged]
 print(f"where USAM diverges with ρ > 1/b, SSAM is trapped in {np.mean(ssam_there == 'trapped'):.1%}"
       f" of {ssam_there.size} settings")
-fig, axes = plt.subplots(2, 2, figsize=(12, 9))
+
+# %%
+diagram_figure, axes = plt.subplots(2, 2, figsize=(12, 9), layout="constrained")
 for ax, m in zip(axes.ravel(), methods):
     plot.phase_diagram(diagrams[m], ax, predicted=predicted, predicted_label="USAM prediction")
-plt.tight_layout()
 plt.show()
-diagram_figure = fig
 
 # %%
 eta_star = 2 * saddle.b / (saddle.a * (saddle.a + saddle.b))
@@ -344,6 +340,8 @@ print(dict(zip(traj.method.tolist(), traj.outcome.tolist())))
 # `playground.static_figure()` draws whatever it shows now.
 
 # %%
+from pathlib import Path
+
 out = Path("figures")
 out.mkdir(exist_ok=True)
 ax = plot.phase_diagram(usam_pd, predicted=predicted, predicted_label="predicted: trapped inside")

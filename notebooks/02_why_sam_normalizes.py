@@ -48,9 +48,6 @@ if "google.colab" in sys.modules:  # on Colab: install samlab, then turn its wid
     colab.setup()
 
 # %%
-import dataclasses
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -60,9 +57,7 @@ from samlab.toy import theory
 from samlab.train import TrainConfig, sweep
 from samlab.widgets import Playground, phase_diagram_figure
 
-# Quick mode: smaller grids and a shorter sweep, same experiments (seconds instead of
-# minutes). SAMLAB_QUICK=1 turns it on (CI does); or write QUICK = True here.
-QUICK = samlab.quick_mode()
+QUICK = samlab.quick_mode()  # SAMLAB_QUICK=1 (CI) shrinks grids and sweeps, same lessons
 GRID = 60 if QUICK else 150
 print(f"samlab {samlab.__version__}, quick mode: {QUICK}")
 
@@ -107,6 +102,8 @@ print(f"SAM diverged where GD diverges: {np.mean(diverged[~gd_stable]):.0%} of t
 print(f"SAM diverged where GD is stable: {np.sum(diverged & gd_stable)} settings, all with a "
       f"predicted swing beyond the bound: {bool(np.all(swing[diverged & gd_stable] > quad.bound))}")
 assert np.all(swing[diverged & gd_stable] > quad.bound)
+
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
 plot.phase_diagram(usam, axes[0], predicted=stable, predicted_label="USAM stable (predicted)")
 plot.phase_diagram(sam, axes[1], predicted=gd_stable, predicted_label="GD stable: ηλ_max < 2")
@@ -199,16 +196,19 @@ rho_usam = rho / np.linalg.norm(hyperbola.grad(start))
 drift = toy.run(hyperbola, ["gd", "sam", "usam"], lr=0.05, rho=np.array([0.0, rho, rho_usam]),
                 x0=start, steps=3000)
 sharp = hyperbola.sharpness(drift.positions)
+
+# %%
 print(f"start ({start[0]}, {start[1]}): xy = {start.prod():.2f}, ‖g‖ = "
       f"{np.linalg.norm(hyperbola.grad(start)):.3f}")
-rhos_used = drift.rho
 for i, m in enumerate(drift.method):
     g = drift.grad_norms[-100:, i].mean()  # the last 100 steps, near the manifold
-    eps = rhos_used[i] * (1.0 if m == "sam" else g)  # SAM: length ρ; USAM: ρ‖g‖
+    eps = drift.rho[i] * (1.0 if m == "sam" else g)  # SAM: length ρ; USAM: ρ‖g‖
     print(f"{m:>5}: sharpness {sharp[0, i]:.3f} -> {sharp[-1, i]:.3f}, "
           f"ends at ({drift.final[i, 0]:.3f}, {drift.final[i, 1]:.3f}), {drift.outcome[i]}; "
           f"last 100 steps: ‖g‖ {g:.1e}, ‖ε‖ {eps:.1e}")
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+
+# %%
+drift_figure, axes = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
 plot.trajectories(drift, axes[0], title="drift on ½(xy − 1)²")
 zoom = axes[0].inset_axes([0.5, 0.5, 0.45, 0.45])  # GD and USAM barely leave the start
 plot.trajectories(drift, zoom, title="around the start")
@@ -216,9 +216,7 @@ zoom.set(xlim=(1.95, 2.03), ylim=(0.49, 0.56), xlabel="", ylabel="")
 zoom.get_legend().remove()
 plot.loss_curves(drift, axes[1], values=sharp, label="sharpness x² + y²")
 axes[1].axhline(2.0, color="k", lw=0.8, ls=":")
-plt.tight_layout()
 plt.show()
-drift_figure = fig
 
 # %% [markdown]
 # SAM travels along the valley to the flattest minimum (sharpness → 2, the dotted line;
@@ -273,21 +271,23 @@ tasks = {"clean": dict(label_noise=0.0, epochs=6 if QUICK else 20),
          "40% noisy": dict(label_noise=0.4, epochs=8 if QUICK else 60)}
 sgd_runs, rho_runs = {}, {}
 for i, (task, change) in enumerate(tasks.items()):
-    base = TrainConfig(name=f"02_rho_sweep{i}", dataset="digits", model="mlp", batch_size=64,
-                       lr=0.05, sharpness_every=100, sharpness_subset=1000,
-                       runs_dir="runs/quick" if QUICK else "runs", **change)
-    sgd_runs[task] = sweep(dataclasses.replace(base, name=f"02_sgd{i}", method="sgd"),
-                           {"seed": seeds})
-    rho_runs[task] = sweep(base, {"method": ["sam", "usam"], "rho": rho_values, "seed": seeds})
+    common = dict(dataset="digits", model="mlp", batch_size=64, lr=0.05, sharpness_every=100,
+                  sharpness_subset=1000, runs_dir="runs/quick" if QUICK else "runs", **change)
+    sgd_config = TrainConfig(name=f"02_sgd{i}", method="sgd", **common)
+    sgd_runs[task] = sweep(sgd_config, {"seed": seeds})
+    rho_runs[task] = sweep(TrainConfig(name=f"02_rho_sweep{i}", **common),
+                           {"method": ["sam", "usam"], "rho": rho_values, "seed": seeds})
 
-
+# %%
 def stalled(run) -> bool:
     """Never trained: the final loss stayed near ln 10 ≈ 2.30, a uniform guess's."""
     return run.final("train_loss") > 2.0
 
 
 eps_length = plot.mean_over_epochs("eps_norm_mean")  # SAM: ρ; USAM: ρ‖g‖, falling with ‖g‖
-fig, axes = plt.subplots(2, 3, figsize=(16, 7.6))
+
+# %%
+sweep_figure, axes = plt.subplots(2, 3, figsize=(16, 7.6))
 for row, task in zip(axes, tasks):
     plot.sweep_summary(rho_runs[task], x=eps_length, setting="rho", stalled=stalled, axes=row,
                        x_label="perturbation length ‖ε‖ (mean over training)",
@@ -299,8 +299,6 @@ for row, task in zip(axes, tasks):
     for ax in row:
         ax.set_title(f"{task} labels: {ax.get_title()}")
 plt.tight_layout()
-plt.show()
-sweep_figure = fig
 
 # %% [markdown]
 # The runs are plotted against the length of the perturbation each actually used, not
@@ -358,11 +356,11 @@ for task in tasks:
 #   gain of about four test images in 360. Both methods flatten the
 #   minimum they reach as `ρ` grows (`λ_max` falls) until the perturbation is so large
 #   that training stalls.
-# - **Noisy labels: a large gain.** SGD ends at 0.782 ± 0.013 with the lowest training
-#   loss on the noisy labels (0.829) and the sharpest minimum (`λ_max` 5.80): it has
+# - **Noisy labels: a large gain.** SGD ends at 0.784 ± 0.016 with the lowest training
+#   loss on the noisy labels (0.829) and the sharpest minimum (`λ_max` 5.81): it has
 #   fitted the wrong labels. SAM beats it by more than three standard deviations at
-#   `ρ = 0.1` and `0.3` (0.928 ± 0.008 at `ρ = 0.3`, 11.3 σ), USAM at `ρ = 0.1`, `0.3` and
-#   `1` (0.931 ± 0.003 at `ρ = 1`, 11.5 σ); both end several times flatter than SGD.
+#   `ρ = 0.1` and `0.3` (0.928 ± 0.008 at `ρ = 0.3`, 8.9 σ), USAM at `ρ = 0.1`, `0.3` and
+#   `1` (0.931 ± 0.003 at `ρ = 1`, 9.1 σ); both end several times flatter than SGD.
 # - **Fair to SGD.** Stopped at its best validation epoch, SGD reaches 0.910 ± 0.008:
 #   early stopping recovers most of what memorizing cost it. SAM's best setting is then
 #   ahead by 0.018 (2.1 σ) and USAM's by 0.020 (2.4 σ): still ahead, without a validation
@@ -383,14 +381,12 @@ for task in tasks:
 
 # %%
 for task in tasks:
-    working = {}
     for method in ("sam", "usam"):
-        working[method] = [r for r in rho_values
-                           if stats[task]["train_loss"][method, r][0] < 2.0]
-        lam = [stats[task]["lambda_max"][method, r][0] for r in working[method]]
-        print(f"{task}: {method} trains for ρ in {working[method]}; λ_max there: "
+        working = [r for r in rho_values if stats[task]["train_loss"][method, r][0] < 2.0]
+        lam = [stats[task]["lambda_max"][method, r][0] for r in working]
+        print(f"{task}: {method} trains for ρ in {working}; λ_max there: "
               f"{np.round(lam, 3).tolist()}")
-        assert len(working[method]) >= 2 and lam[-1] < lam[0]  # flatter with larger working ρ
+        assert len(working) >= 2 and lam[-1] < lam[0]  # flatter with larger working ρ
     assert stats[task]["train_loss"]["sam", rho_values[-1]][0] > 2.0  # the largest ρ stalls SAM
 if len(seeds) >= 3:
     assert beats["40% noisy"]["sam"] and not beats["clean"]["sam"]  # a gain only on noise
@@ -403,6 +399,8 @@ if len(seeds) >= 3:
 # for slides (`plot.save_figure`).
 
 # %%
+from pathlib import Path
+
 out = Path("figures")
 out.mkdir(exist_ok=True)
 ax = plot.phase_diagram(usam, predicted=stable, predicted_label="USAM stable (predicted)")

@@ -56,9 +56,6 @@ if "google.colab" in sys.modules:  # on Colab: install samlab, then turn its wid
     colab.setup()
 
 # %%
-import dataclasses
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -68,8 +65,7 @@ from samlab.toy import theory
 from samlab.train import TrainConfig, sweep
 from samlab.widgets import Playground
 
-# Quick mode: smaller grids and a shorter sweep, same experiments (seconds instead of
-# minutes). SAMLAB_QUICK=1 turns it on (CI does); or write QUICK = True here.
+# Quick mode (SAMLAB_QUICK=1, as in CI, or QUICK = True here): smaller grids, shorter sweeps.
 QUICK = samlab.quick_mode()
 print(f"samlab {samlab.__version__}, quick mode: {QUICK}")
 
@@ -218,9 +214,8 @@ on_saddle = {m: toy.phase_diagram(saddle, m, lrs, srhos, [1.0, 0.01], steps=500)
              for m in methods}
 below = srhos[None, :] < 1 / saddle.b
 for m in methods:
-    tr = on_saddle[m].outcome == "trapped"
-    print(f"{m:>5}: trapped in {np.mean(tr):6.1%} of settings; "
-          f"with ρ < 1/b: {np.mean(tr & below):6.1%}")
+    print(f"{m:>5}: trapped in {on_saddle[m].fraction('trapped'):6.1%} of settings; "
+          f"with ρ < 1/b: {np.mean((on_saddle[m].outcome == 'trapped') & below):6.1%}")
 usam_diverged = (on_saddle["usam"].outcome == "diverged") & ~below
 print(f"where USAM diverges (ρ > 1/b), SSAM is trapped in "
       f"{np.mean(on_saddle['ssam'].outcome[usam_diverged] == 'trapped'):.1%} of the settings")
@@ -259,17 +254,18 @@ steps = [r for r in ssam_run.records if r["kind"] == "step"]
 epochs_done = [r for r in ssam_run.records if r["kind"] == "epoch"]
 per_epoch = len(steps) // epochs
 t = np.array([r["step"] for r in steps]) / per_epoch
-fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+lam = [(r["epoch"] + 1, r["lambda_max"]) for r in epochs_done if "lambda_max" in r]
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.6), layout="constrained")
 axes[0].plot(t, [r["gamma"] for r in steps], lw=0.7)
 axes[0].axhline(1, color="k", ls=":")
 axes[1].plot(t, [r["grad_norm"] for r in steps], lw=0.7, label="‖g(w)‖")
 axes[1].plot(t, [r["ascent_grad_norm"] for r in steps], lw=0.7, label="‖∇L(w_asc)‖")
-lam = [(r["epoch"] + 1, r["lambda_max"]) for r in epochs_done if "lambda_max" in r]
 axes[2].plot(*zip(*lam), "o-")
 for ax, title in zip(axes, ("γ_t (SSAM, ρ = 0.3, unnormalized)", "gradient norms", "λ_max")):
     ax.set(title=title, xlabel="epoch")
 axes[1].legend()
-plt.tight_layout()
 plt.show()
 
 # %%
@@ -290,6 +286,8 @@ assert np.mean(gammas < 1) > 0.9 and last < first
 # `ρ = 0.3`), three seeds each, same schedule. Final test accuracy and `λ_max`, mean ± std:
 
 # %%
+import dataclasses
+
 seeds = [0, 1, 2]
 settings = [("sgd", 0.0), ("sam", 0.1), ("usam", 0.3), ("ssam", 0.3)]
 compare = []
@@ -297,17 +295,17 @@ for method, rho in settings:
     cfg = dataclasses.replace(base, name=f"03_compare_{method}", method=method, rho=rho,
                               log_every=0, sharpness_every=100)
     compare += sweep(cfg, {"seed": seeds})
+
+# %%
 acc = plot.sweep_stats(compare, "test_acc", ("method",))
 lam = plot.sweep_stats(compare, "lambda_max", ("method",))
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+compare_figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+names = [f"{m.upper()}\nρ={r}" if m != "sgd" else "SGD" for m, r in settings]
 for ax, stats, name in ((axes[0], acc, "test accuracy"), (axes[1], lam, "λ_max")):
-    names = [f"{m.upper()}\nρ={r}" if m != "sgd" else "SGD" for m, r in settings]
     ax.bar(names, [stats[(m,)][0] for m, _ in settings], yerr=[stats[(m,)][1] for m, _ in settings],
            capsize=4, color=[plot.method_color(m) for m, _ in settings])
     ax.set(title=f"{name} (mean ± std, {len(seeds)} seeds)")
-plt.tight_layout()
 plt.show()
-compare_figure = fig
 for m, r in settings:
     print(f"{m:>5} ρ={r:<4}: test acc {acc[(m,)][0]:.3f} ± {acc[(m,)][1]:.3f}, "
           f"λ_max {lam[(m,)][0]:.3f} ± {lam[(m,)][1]:.3f}")
@@ -376,19 +374,14 @@ plt.show()
 by_lr = plot.sweep_stats(lr_runs, "test_acc", ("method", "lr"))
 sgd_best = plot.sweep_stats([r for r in lr_runs if r.config.method == "sgd"], "test_acc",
                             ("lr",), at="best")
+sigmas = {(m, lr): plot.gap(by_lr[(m, lr)], by_lr[("sgd", lr)])[1] for m, lr in by_lr}
 print("   lr   " + "".join(f"{m.upper():>22}" for m, _ in lr_settings) + "   SGD, best epoch")
-beats = {m: [] for m, _ in lr_settings[1:]}
 for lr in lr_values:
-    cells = []
-    for m, _ in lr_settings:
-        mean, std, _ = by_lr[(m, lr)]
-        _, sigmas = plot.gap(by_lr[(m, lr)], by_lr[("sgd", lr)])
-        if m != "sgd" and sigmas >= 3:
-            beats[m].append(lr)
-        cells.append(f"{mean:.3f} ± {std:.3f}" + (f" ({sigmas:+5.1f})" if m != "sgd" else ""))
-    best_mean, best_std, _ = sgd_best[(lr,)]
+    cells = [f"{by_lr[(m, lr)][0]:.3f} ± {by_lr[(m, lr)][1]:.3f}"
+             + (f" ({sigmas[(m, lr)]:+5.1f})" if m != "sgd" else "") for m, _ in lr_settings]
     print(f"{lr:6.2f} " + "".join(f"{c:>22}" for c in cells)
-          + f"   {best_mean:.3f} ± {best_std:.3f}")
+          + f"   {sgd_best[(lr,)][0]:.3f} ± {sgd_best[(lr,)][1]:.3f}")
+beats = {m: [lr for lr in lr_values if sigmas[(m, lr)] >= 3] for m, _ in lr_settings[1:]}
 print("beats SGD by ≥ 3σ at η in:", {m.upper(): v for m, v in beats.items()})
 
 # %% [markdown]
@@ -396,14 +389,14 @@ print("beats SGD by ≥ 3σ at η in:", {m.upper(): v for m, v in beats.items()}
 #
 # - **Each method beats SGD in a limited range of learning rates**, as the paper says of
 #   SAM: SAM, USAM and SSAM all beat it by more than three standard deviations at
-#   `η = 0.03` and `0.1` (at `η = 0.1`: SAM 0.888 ± 0.012, USAM 0.907 ± 0.020, SSAM
+#   `η = 0.03` and `0.1` (at `η = 0.1`: SAM 0.887 ± 0.011, USAM 0.907 ± 0.020, SSAM
 #   0.926 ± 0.008, against SGD's 0.713 ± 0.008, which has fitted the wrong labels), and
 #   none of them at `η = 0.01`, where every method trains too slowly to memorize much, or
 #   at `η = 0.3` and above.
 # - **SSAM does not widen that range here.** Its range of `η` where it beats SGD is the
 #   same as USAM's and SAM's. What SSAM does keep is trainability: at `η = 0.3` USAM
-#   collapses (0.177 ± 0.052) and SAM nearly so (0.384 ± 0.131), while SSAM still reaches
-#   0.713 ± 0.086, below SGD's 0.839 ± 0.021 but far above the others. The renormalization
+#   collapses (0.148 ± 0.014) and SAM nearly so (0.364 ± 0.139), while SSAM still reaches
+#   0.678 ± 0.048, below SGD's 0.839 ± 0.021 but far above the others. The renormalization
 #   restores the learning rates the unnormalized perturbation took away, as on the
 #   quadratic in section 2; on this network that is not enough to beat SGD there.
 # - **Fair to SGD.** Stopped at its best validation epoch (last column), SGD reaches
@@ -422,6 +415,8 @@ print("beats SGD by ≥ 3σ at η in:", {m.upper(): v for m, v in beats.items()}
 # for slides (`plot.save_figure`).
 
 # %%
+from pathlib import Path
+
 out = Path("figures")
 out.mkdir(exist_ok=True)
 ax = plot.phase_diagram(on_quad["ssam"], predicted=gd_range & np.ones((1, GRID), bool),
